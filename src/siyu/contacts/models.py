@@ -1,0 +1,116 @@
+"""Departments, employees (成员), customers (外部联系人) and follows (跟进关系 = employee × customer)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from siyu.core.clock import now_utc
+from siyu.core.db import Base, BigId, UtcDateTime
+
+
+class EmployeeStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    INACTIVE = "inactive"
+    RESIGNED = "resigned"
+
+
+class FollowStatus(StrEnum):
+    ACTIVE = "active"
+    CUSTOMER_DELETED_EMPLOYEE = "customer_deleted_employee"
+    EMPLOYEE_DELETED_CUSTOMER = "employee_deleted_customer"
+    TRANSFERRED = "transferred"
+
+
+class Department(Base):
+    __tablename__ = "department"
+    __table_args__ = (UniqueConstraint("corp_id", "wecom_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"))
+    wecom_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    parent_wecom_id: Mapped[int] = mapped_column(Integer, default=0)
+    order: Mapped[int] = mapped_column(BigId, default=0)
+    leaders: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Employee(Base):
+    __tablename__ = "employee"
+    __table_args__ = (UniqueConstraint("corp_id", "userid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"))
+    userid: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    department_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    main_department: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[str] = mapped_column(String(128), default="")
+    gender: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=EmployeeStatus.ACTIVE)
+    # Whether WeCom lists this employee as having the customer-contact permission.
+    is_follow_user: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
+
+
+class Customer(Base):
+    """A customer; `id` is dense and global so segments can index it with bitmaps."""
+
+    __tablename__ = "customer"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "external_userid"),
+        Index("ix_customer_corp_unionid", "corp_id", "unionid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    type: Mapped[int] = mapped_column(Integer, default=1)
+    avatar: Mapped[str] = mapped_column(String(512), default="")
+    gender: Mapped[int] = mapped_column(Integer, default=0)
+    unionid: Mapped[str] = mapped_column(String(64), default="")
+    position: Mapped[str] = mapped_column(String(128), default="")
+    corp_name: Mapped[str] = mapped_column(String(128), default="")
+    corp_full_name: Mapped[str] = mapped_column(String(255), default="")
+    external_profile: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
+
+
+class Follow(Base):
+    """One employee following one customer. remark_mobiles are personal data: mask them in UI and logs."""
+
+    __tablename__ = "follow"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "employee_id", "customer_id"),
+        Index("ix_follow_customer", "customer_id"),
+        Index("ix_follow_corp_status", "corp_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"))
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
+    remark: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    remark_corp_name: Mapped[str] = mapped_column(String(128), default="")
+    remark_mobiles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    add_way: Mapped[int] = mapped_column(Integer, default=0)
+    oper_userid: Mapped[str] = mapped_column(String(64), default="")
+    state: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default=FollowStatus.ACTIVE)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
+
+
+def mask_mobile(mobile: str) -> str:
+    """138****0001: enough to recognise, not enough to dial."""
+    if len(mobile) < 7:
+        return "*" * len(mobile)
+    return f"{mobile[:3]}{'*' * (len(mobile) - 7)}{mobile[-4:]}"
