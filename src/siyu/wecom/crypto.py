@@ -54,7 +54,7 @@ def decode_aes_key(encoding_aes_key: str) -> bytes:
         raise CryptoError(CryptoErrorCode.ILLEGAL_AES_KEY, "EncodingAESKey must be 43 characters")
     try:
         key = base64.b64decode(encoding_aes_key + "=", validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a non-ASCII str that b64decode refuses outright
         raise CryptoError(CryptoErrorCode.ILLEGAL_AES_KEY, "EncodingAESKey is not base64") from exc
     if len(key) != 32:
         raise CryptoError(CryptoErrorCode.ILLEGAL_AES_KEY, "EncodingAESKey must decode to 32 bytes")
@@ -124,13 +124,17 @@ class MsgCrypt:
 
     def check_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
         expected = signature(self.token, timestamp, nonce, encrypt)
-        if not hmac.compare_digest(expected, msg_signature.lower()):
+        # bytes, because compare_digest raises TypeError on a str with non-ASCII characters
+        if not hmac.compare_digest(expected.encode(), msg_signature.lower().encode()):
             raise CryptoError(CryptoErrorCode.VALIDATE_SIGNATURE, "msg_signature does not match")
 
     def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
         """GET verification: check the signature over echostr and return its plaintext."""
         self.check_signature(msg_signature, timestamp, nonce, echostr)
-        return self.decrypt(echostr).decode()
+        try:
+            return self.decrypt(echostr).decode()
+        except UnicodeDecodeError as exc:
+            raise CryptoError(CryptoErrorCode.ILLEGAL_BUFFER, "echostr is not UTF-8") from exc
 
     def decrypt_envelope(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> bytes:
         """POST: signature first, then decryption (the order WeCom's samples use)."""
