@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -16,7 +16,14 @@ MAX_ATTEMPTS = 6
 def do_store_event(
     session: Session, *, corp_id: int, dedupe_key: str, event: str, change_type: str, payload: str
 ) -> int | None:
-    """Insert the event; None when it is a replay (already stored under the same dedupe key)."""
+    """Store the event; returns the inbox id to process, or None when it is already waiting.
+
+    Two identical notifications can be a WeCom retry *or* two real changes in one second
+    (edit_external_contact carries only the ids and the second). Both are safe to collapse
+    while the first is still pending, because processing re-fetches the current state. Once
+    it has been processed, an identical arrival re-opens the row, so a change made after the
+    re-fetch is never lost. Re-processing is idempotent, so a true replay changes nothing.
+    """
     values = {
         "corp_id": corp_id,
         "dedupe_key": dedupe_key,
@@ -29,12 +36,13 @@ def do_store_event(
         "error": "",
     }
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = pg_insert(CallbackInbox).values(values).on_conflict_do_nothing().returning(CallbackInbox.id)
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(CallbackInbox).values(values).on_conflict_do_nothing().returning(CallbackInbox.id)
-    else:  # pragma: no cover - only the two supported backends
-        stmt = insert(CallbackInbox).values(values).returning(CallbackInbox.id)
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_(CallbackInbox).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CallbackInbox.corp_id, CallbackInbox.dedupe_key],
+        set_={"status": InboxStatus.PENDING, "received_at": values["received_at"], "attempts": 0, "error": ""},
+        where=CallbackInbox.status != InboxStatus.PENDING,
+    ).returning(CallbackInbox.id)
     return session.execute(stmt).scalar_one_or_none()
 
 

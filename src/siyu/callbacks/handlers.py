@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.contacts import actions as contacts
-from siyu.contacts.models import FollowStatus
+from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core import audit
+from siyu.core.clock import from_timestamp
 from siyu.core.counts import Counts
 from siyu.groups import actions as groups
 from siyu.tags import actions as tags
@@ -50,6 +52,8 @@ def on_external_contact(session: Session, corp_id: int, client: WeComClient, eve
     if kind in ("add_external_contact", "add_half_external_contact", "edit_external_contact"):
         return _refresh_customer(session, corp_id, client, event.external_user_id)
     if kind in ("del_external_contact", "del_follow_user"):
+        if _readded_since(session, corp_id, event):
+            raise Skip("the follow was re-created after this deletion")
         return contacts.do_end_follow(
             session, corp_id, userid=event.user_id, external_userid=event.external_user_id, status=_end_status(event)
         )
@@ -65,6 +69,22 @@ def on_external_contact(session: Session, corp_id: int, client: WeComClient, eve
         )
         return Counts()
     raise Skip(f"change_external_contact/{kind} is not applied")
+
+
+def _readded_since(session: Session, corp_id: int, event: ExternalContactEvent) -> bool:
+    """A deletion that arrives after a re-add (callbacks can come out of order) must not end the new follow."""
+    created = session.execute(
+        select(Follow.created_at)
+        .join(Employee, Employee.id == Follow.employee_id)
+        .join(Customer, Customer.id == Follow.customer_id)
+        .where(
+            Follow.corp_id == corp_id,
+            Employee.userid == event.user_id,
+            Customer.external_userid == event.external_user_id,
+        )
+    ).scalar()
+    occurred = from_timestamp(event.create_time)
+    return created is not None and occurred is not None and created > occurred
 
 
 def _end_status(event: ExternalContactEvent) -> FollowStatus:

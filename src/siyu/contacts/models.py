@@ -24,6 +24,8 @@ class FollowStatus(StrEnum):
     CUSTOMER_DELETED_EMPLOYEE = "customer_deleted_employee"
     EMPLOYEE_DELETED_CUSTOMER = "employee_deleted_customer"
     TRANSFERRED = "transferred"
+    # Gone from WeCom without a callback telling why: a full sync no longer lists it.
+    REMOVED = "removed"
 
 
 class Department(Base):
@@ -106,6 +108,8 @@ class Follow(Base):
     created_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=FollowStatus.ACTIVE)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The last sync run that saw this follow in WeCom; a complete run ends the follows it did not see.
+    last_seen_run_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from siyu.core.clock import now_utc
 from siyu.core.db import Base, BigId, UtcDateTime
 
 
@@ -32,6 +33,10 @@ class GroupChat(Base):
     status: Mapped[str] = mapped_column(String(16), default=GroupStatus.ACTIVE)
     member_version: Mapped[str] = mapped_column(String(64), default="")
     dismissed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The last sync run that listed this group; a complete run dismisses the groups it did not list.
+    last_seen_run_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # Bumped by every real change, so a sync never dismisses a group a callback created while it ran.
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
 
 
 class GroupMember(Base):

@@ -1,0 +1,446 @@
+"""`WeComClient`: the one place siyu speaks WeCom's HTTP API (reference/wecom-api.md §3).
+
+Every call goes through `_call`, which owns the three things WeCom gets wrong for the unwary:
+
+* the access token comes from a shared `TokenStore`; a token errcode (40014 / 42001 / 41001)
+  drops exactly that token, fetches a new one and retries **once**;
+* rate errcodes (45009 / 45033 / -1) back off with full jitter until the retry budget runs out
+  and **never** trigger gettoken — a new token does not lift a frequency block, and asking for one
+  counts against the (much smaller) gettoken limit;
+* any other errcode becomes its typed exception (`siyu.wecom.errors`), and anything that is not a
+  JSON answer with HTTP 200 becomes `TransportError`.
+
+The same class talks to production (`https://qyapi.weixin.qq.com`) and to the emulator; tests can
+also inject an `httpx` transport. Secrets and tokens stay out of logs, including httpx's own
+request log line, which would otherwise print the query string.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from siyu.core.config import get_settings
+from siyu.core.secrets import decrypt_secret
+from siyu.corp.models import Corp
+from siyu.wecom.auth import TokenStore, obtain_token, token_store_from_settings
+from siyu.wecom.errors import (
+    RATE_LIMIT_ERRCODES,
+    NotFoundError,
+    RateLimitError,
+    TokenError,
+    TransportError,
+    error_for,
+)
+from siyu.wecom.payloads import (
+    ContactPage,
+    CorpTagGroup,
+    Department,
+    ExternalContactDetail,
+    GroupChatDetail,
+    GroupChatPage,
+    User,
+)
+from siyu.wecom.ratelimit import Backoff, RateLimiter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+GETTOKEN_PATH = "/cgi-bin/gettoken"
+NOT_EXTERNAL_CONTACT = 84061
+
+_M = TypeVar("_M", bound=BaseModel)
+JsonBody = dict[str, Any]
+
+
+class _RedactSecrets(logging.Filter):
+    """Masks access_token / corpsecret in log records (httpx logs every request URL at INFO)."""
+
+    _pattern = re.compile(r"(access_token|corpsecret)=[^&\s\"']*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact(arg) for arg in record.args)
+        return True
+
+    def _redact(self, arg: object) -> object:
+        if isinstance(arg, str | httpx.URL):
+            return self._pattern.sub(r"\1=***", str(arg))
+        return arg
+
+
+logging.getLogger("httpx").addFilter(_RedactSecrets())
+
+
+class WeComClient:
+    """A typed, token-managing, rate-aware client for one corp and one app secret."""
+
+    def __init__(
+        self,
+        *,
+        corp_id: int,
+        corpid: str,
+        secret: str,
+        token_store: TokenStore | None = None,
+        limiter: RateLimiter | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        app: str = "contact",
+        retry_budget_seconds: float = 30.0,
+        timeout_seconds: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        transport: httpx.BaseTransport | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.corp_id = corp_id
+        self.corpid = corpid
+        self.app = app
+        self._secret = secret
+        self._store = token_store if token_store is not None else shared_token_store()
+        self._limiter = limiter if limiter is not None else shared_limiter()
+        self._base_url = base_url.rstrip("/")
+        self._budget = retry_budget_seconds
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._owns_http = http is None
+        self._http = http or httpx.Client(transport=transport, timeout=timeout_seconds)
+
+    def __repr__(self) -> str:
+        return f"WeComClient(corp_id={self.corp_id}, corpid={self.corpid!r}, app={self.app!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool, unless it was lent to us."""
+        if self._owns_http:
+            self._http.close()
+
+    # -- tokens and the call loop -------------------------------------------------------------
+
+    def get_token(self) -> str:
+        """The corp's current access token, from the shared store or (when none) from gettoken."""
+        return obtain_token(self._store, self.corp_id, self.app, self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, int]:
+        params = {"corpid": self.corpid, "corpsecret": self._secret}
+        body = self._with_backoff("GET", GETTOKEN_PATH, params, None, self._backoff())
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise TransportError(f"{GETTOKEN_PATH}: answer without access_token")
+        return token, int(body.get("expires_in", 7200))
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self._budget, sleep=self._sleep, rng=self._rng)
+
+    def _call(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: JsonBody | None = None
+    ) -> JsonBody:
+        """One API call with token handling: on a token errcode, drop that token and retry once."""
+        backoff = self._backoff()  # one budget for the whole call, across the token retry
+        token = self.get_token()
+        try:
+            return self._with_backoff(method, path, {**(params or {}), "access_token": token}, json, backoff)
+        except TokenError as exc:
+            log.warning("wecom %s: errcode %s, refreshing the token once", path, exc.errcode)
+            self._store.invalidate(self.corp_id, self.app, token)
+        token = self.get_token()
+        return self._with_backoff(method, path, {**(params or {}), "access_token": token}, json, backoff)
+
+    def _with_backoff(
+        self, method: str, path: str, params: Mapping[str, Any], json: JsonBody | None, backoff: Backoff
+    ) -> JsonBody:
+        """Send until WeCom answers something other than a rate errcode, or the budget is spent."""
+        while True:
+            self._admit(path, backoff)
+            body = self._send(method, path, params, json)
+            errcode, errmsg = _errcode(body), str(body.get("errmsg", ""))
+            if errcode == 0:
+                return body
+            if errcode not in RATE_LIMIT_ERRCODES:
+                raise error_for(errcode, errmsg, path=path)
+            delay = backoff.next_delay()
+            log.warning("wecom %s: errcode %s, backing off %.2fs", path, errcode, delay)
+            if not backoff.pause(delay):
+                raise error_for(errcode, f"retry budget spent: {errmsg}", path=path)
+
+    def _admit(self, path: str, backoff: Backoff) -> None:
+        """Wait for a slot of the client-side limiter, within the same budget as the back-off."""
+        while (wait := self._limiter.try_acquire(self.corp_id, path)) > 0:
+            if not backoff.pause(wait):
+                raise RateLimitError(45009, "client-side rate limit reached; retry budget spent", path=path)
+
+    def _send(self, method: str, path: str, params: Mapping[str, Any], json: JsonBody | None) -> JsonBody:
+        try:
+            response = self._http.request(method, self._base_url + path, params=params, json=json)
+        except httpx.HTTPError as exc:
+            # `from None`: the httpx error carries the request, whose URL holds the token or secret.
+            raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            raise TransportError(f"{method} {path}: HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise TransportError(f"{method} {path}: answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise TransportError(f"{method} {path}: answer is not a JSON object")
+        return body
+
+    # -- organisation -------------------------------------------------------------------------
+
+    def list_departments(self, department_id: int | None = None) -> list[Department]:
+        """The department tree under `department_id` (the whole visible tree when None)."""
+        params = {} if department_id is None else {"id": department_id}
+        body = self._call("GET", "/cgi-bin/department/list", params=params)
+        return _parse_list(Department, body, "department")
+
+    def list_users(self, department_id: int = 1, fetch_child: bool = True) -> list[User]:
+        params = {"department_id": department_id, "fetch_child": int(fetch_child)}
+        body = self._call("GET", "/cgi-bin/user/list", params=params)
+        return _parse_list(User, body, "userlist")
+
+    def get_user(self, userid: str) -> User:
+        return _parse(User, self._call("GET", "/cgi-bin/user/get", params={"userid": userid}))
+
+    # -- customers ----------------------------------------------------------------------------
+
+    def get_follow_user_list(self) -> list[str]:
+        """Employees allowed to have customers (客户联系 enabled)."""
+        body = self._call("GET", "/cgi-bin/externalcontact/get_follow_user_list")
+        return _strings(body, "follow_user")
+
+    def list_external_contacts(self, userid: str) -> list[str]:
+        """The external_userids of `userid`'s customers; [] when WeCom says they have none (84061)."""
+        try:
+            body = self._call("GET", "/cgi-bin/externalcontact/list", params={"userid": userid})
+        except NotFoundError as exc:
+            if exc.errcode == NOT_EXTERNAL_CONTACT:
+                return []
+            raise
+        return _strings(body, "external_userid")
+
+    def get_external_contact(self, external_userid: str) -> ExternalContactDetail:
+        """A customer with every follow, across all `next_cursor` pages (WeCom pages past 500 follows)."""
+        pages = [
+            _parse(ExternalContactDetail, body)
+            for body in self._pages("GET", "/cgi-bin/externalcontact/get", {"external_userid": external_userid})
+        ]
+        follows = [follow for page in pages for follow in page.follow_user]
+        return pages[0].model_copy(update={"follow_user": follows})
+
+    def _pages(self, method: str, path: str, params: JsonBody) -> Iterator[JsonBody]:
+        cursor = ""
+        while True:
+            query = {**params, "cursor": cursor} if cursor else params
+            body = self._call(method, path, params=query)
+            yield body
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return
+
+    def batch_get_by_user(self, userids: Sequence[str], cursor: str = "", limit: int = 100) -> ContactPage:
+        """One page of customers of up to 100 employees (pass back `next_cursor` until it is empty)."""
+        if not userids or len(userids) > 100:
+            raise ValueError(f"batch_get_by_user takes 1..100 userids, got {len(userids)}")
+        if not 1 <= limit <= 100:
+            raise ValueError(f"batch_get_by_user limit must be 1..100, got {limit}")
+        payload = {"userid_list": list(userids), "cursor": cursor, "limit": limit}
+        body = self._call("POST", "/cgi-bin/externalcontact/batch/get_by_user", json=payload)
+        return _parse(ContactPage, body)
+
+    def remark(
+        self,
+        userid: str,
+        external_userid: str,
+        *,
+        remark: str | None = None,
+        description: str | None = None,
+        remark_company: str | None = None,
+        remark_mobiles: Sequence[str] | None = None,
+    ) -> None:
+        """Set the employee's remark fields on a customer; fields left None are not sent (unchanged).
+
+        `remark_mobiles` overwrites the list; pass `[""]` to clear it. With nothing to change no call
+        is made, because WeCom rejects a remark call whose optional fields are all absent.
+        """
+        fields: JsonBody = {
+            "remark": remark,
+            "description": description,
+            "remark_company": remark_company,
+            "remark_mobiles": None if remark_mobiles is None else list(remark_mobiles),
+        }
+        changes = {key: value for key, value in fields.items() if value is not None}
+        if not changes:
+            return
+        payload = {"userid": userid, "external_userid": external_userid, **changes}
+        self._call("POST", "/cgi-bin/externalcontact/remark", json=payload)
+
+    # -- corp tags ----------------------------------------------------------------------------
+
+    def get_corp_tag_list(
+        self, tag_ids: Sequence[str] | None = None, group_ids: Sequence[str] | None = None
+    ) -> list[CorpTagGroup]:
+        """Corp tag groups; all of them when neither filter is given (WeCom ignores tag_ids given group_ids)."""
+        payload: JsonBody = {}
+        if tag_ids:
+            payload["tag_id"] = list(tag_ids)
+        if group_ids:
+            payload["group_id"] = list(group_ids)
+        body = self._call("POST", "/cgi-bin/externalcontact/get_corp_tag_list", json=payload)
+        return _parse_list(CorpTagGroup, body, "tag_group")
+
+    def add_corp_tag(
+        self,
+        *,
+        group_id: str | None = None,
+        group_name: str | None = None,
+        order: int | None = None,
+        tags: Sequence[tuple[str, int]],
+    ) -> CorpTagGroup:
+        """Add (name, order) tags to group `group_id`, or to a group named `group_name` (created if absent)."""
+        if not tags:
+            raise ValueError("add_corp_tag needs at least one tag")
+        if not group_id and not group_name:
+            raise ValueError("add_corp_tag needs group_id or group_name")
+        payload: JsonBody = {"tag": [{"name": name, "order": tag_order} for name, tag_order in tags]}
+        payload |= {k: v for k, v in (("group_id", group_id), ("group_name", group_name), ("order", order)) if v}
+        body = self._call("POST", "/cgi-bin/externalcontact/add_corp_tag", json=payload)
+        return _parse(CorpTagGroup, body.get("tag_group"))
+
+    def edit_corp_tag(self, tag_or_group_id: str, *, name: str | None = None, order: int | None = None) -> None:
+        payload: JsonBody = {"id": tag_or_group_id}
+        if name is not None:
+            payload["name"] = name
+        if order is not None:
+            payload["order"] = order
+        self._call("POST", "/cgi-bin/externalcontact/edit_corp_tag", json=payload)
+
+    def del_corp_tag(self, *, tag_ids: Sequence[str] = (), group_ids: Sequence[str] = ()) -> None:
+        """Delete tags and groups; with both lists empty there is nothing to delete and no call is made."""
+        if not tag_ids and not group_ids:
+            return
+        payload = {"tag_id": list(tag_ids), "group_id": list(group_ids)}
+        self._call("POST", "/cgi-bin/externalcontact/del_corp_tag", json=payload)
+
+    def mark_tag(
+        self, userid: str, external_userid: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> None:
+        """Add and remove corp tags on one follow; with both lists empty no call is made."""
+        if not add and not remove:
+            return
+        payload = {
+            "userid": userid,
+            "external_userid": external_userid,
+            "add_tag": list(add),
+            "remove_tag": list(remove),
+        }
+        self._call("POST", "/cgi-bin/externalcontact/mark_tag", json=payload)
+
+    # -- customer groups ----------------------------------------------------------------------
+
+    def list_group_chats(
+        self,
+        *,
+        status_filter: int = 0,
+        owner_userids: Sequence[str] | None = None,
+        cursor: str = "",
+        limit: int = 1000,
+    ) -> GroupChatPage:
+        """One page of customer group chats (pass back `next_cursor` until it is empty)."""
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"list_group_chats limit must be 1..1000, got {limit}")
+        if owner_userids is not None and len(owner_userids) > 100:
+            raise ValueError(f"list_group_chats takes at most 100 owners, got {len(owner_userids)}")
+        payload: JsonBody = {"status_filter": status_filter, "cursor": cursor, "limit": limit}
+        if owner_userids:
+            payload["owner_filter"] = {"userid_list": list(owner_userids)}
+        body = self._call("POST", "/cgi-bin/externalcontact/groupchat/list", json=payload)
+        return _parse(GroupChatPage, body)
+
+    def get_group_chat(self, chat_id: str, need_name: bool = True) -> GroupChatDetail:
+        payload = {"chat_id": chat_id, "need_name": int(need_name)}
+        body = self._call("POST", "/cgi-bin/externalcontact/groupchat/get", json=payload)
+        return _parse(GroupChatDetail, body.get("group_chat"))
+
+
+def _errcode(body: JsonBody) -> int:
+    try:
+        return int(body.get("errcode", 0))
+    except (TypeError, ValueError):
+        raise TransportError(f"errcode is not a number: {body.get('errcode')!r}") from None
+
+
+def _parse(model: type[_M], data: object) -> _M:
+    """Validate a WeCom answer; a shape we cannot read is a transport-level failure, not a crash."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise TransportError(f"unexpected {model.__name__} payload: {exc.error_count()} error(s)") from None
+
+
+def _parse_list(model: type[_M], body: JsonBody, key: str) -> list[_M]:
+    items = body.get(key) or []
+    if not isinstance(items, list):
+        raise TransportError(f"unexpected {key!r}: not a list")
+    return [_parse(model, item) for item in items]
+
+
+def _strings(body: JsonBody, key: str) -> list[str]:
+    items = body.get(key) or []
+    if not isinstance(items, list):
+        raise TransportError(f"unexpected {key!r}: not a list")
+    return [str(item) for item in items]
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, Any] = {}
+
+
+def shared_limiter() -> RateLimiter:
+    """The process-wide limiter, so every client of a corp draws on the same per-API budget."""
+    with _shared_lock:
+        limiter = _shared.get("limiter")
+        if limiter is None:
+            limiter = _shared["limiter"] = RateLimiter()
+        return limiter
+
+
+def shared_token_store() -> TokenStore:
+    """The token store chosen by settings, built once per Redis URL (the database store is stateless)."""
+    key = f"store:{get_settings().redis_url or 'database'}"
+    with _shared_lock:
+        store = _shared.get(key)
+        if store is None:
+            store = _shared[key] = token_store_from_settings()
+        return store
+
+
+def client_for_corp(
+    corp: Corp, *, token_store: TokenStore | None = None, http: httpx.Client | None = None
+) -> WeComClient:
+    """A client for a stored corp: its API base URL, its decrypted contact secret, the shared store and limiter."""
+    settings = get_settings()
+    return WeComClient(
+        corp_id=corp.corp_id,
+        corpid=corp.wecom_corpid,
+        secret=decrypt_secret(corp.contact_secret_enc),
+        token_store=token_store,
+        base_url=corp.api_base_url or settings.wecom_api_base,
+        retry_budget_seconds=settings.wecom_retry_budget_seconds,
+        timeout_seconds=settings.wecom_timeout_seconds,
+        http=http,
+    )

@@ -1,0 +1,317 @@
+"""The emulator's ASGI app: WeCom's API under /cgi-bin, the control plane under /emulator.
+
+`/cgi-bin/...` answers exactly like WeCom: HTTP 200 and `{"errcode", "errmsg", ...}` even on
+errors, errmsg in WeCom's "<text>, hint: [...], from ip: ..., more info at ..." form. Every call
+passes, in order: an injected error (if one is queued for the path), the access_token check, the
+per (corp, path) rate limit, then the handler.
+
+`/emulator/...` is ours, never WeCom's: plain JSON with HTTP 4xx and `{"detail": ...}` on bad input.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import secrets
+import time
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import ConfigDict, ValidationError, validate_call
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from siyu.wecom.crypto import MsgCrypt
+from siyu.wecom.emulator.actors import ACTIONS, ALIASES, Actors, CallbackSender, CallbackUrlError, action_params
+from siyu.wecom.emulator.api import ROUTES, Call
+from siyu.wecom.emulator.controls import ErrorInjector, RateLimiter, TokenStore, normalize_path
+from siyu.wecom.emulator.state import EmulatorError, EmulatorState
+
+ERRTEXT: dict[int, str] = {
+    -1: "system busy",
+    40001: "invalid secret",
+    40013: "invalid corpid",
+    40014: "invalid access_token",
+    41001: "access_token missing",
+    41002: "corpid missing",
+    41004: "corpsecret missing",
+    42001: "access_token expired",
+    43001: "require GET method",
+    43002: "require POST method",
+    45009: "api freq out of limit",
+    45033: "api concurrent out of limit",
+    47001: "data format error",
+    48001: "api unauthorized",
+}
+_LENIENT = ConfigDict(coerce_numbers_to_str=True)
+NOT_FOUND_CODES = frozenset({60111, 40096, 84061, 40050, 40068, 60123})
+
+
+def errmsg(errcode: int, text: str, ip: str) -> str:
+    hint = f"{int(time.time() * 1000)}{secrets.randbelow(10**9):09d}"
+    return (
+        f"{text}, hint: [{hint}], from ip: {ip}, more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"
+    )
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json; charset=UTF-8")
+
+
+class Emulator:
+    """Everything one running emulator holds: state, actors, and the seams in front of the API."""
+
+    def __init__(
+        self,
+        state: EmulatorState,
+        *,
+        callback_url: str | None = None,
+        rate_limit_per_minute: int | None = None,
+        rate_limit_per_hour: int | None = None,
+        background_callbacks: bool = False,
+        callback_retry_delay: float = 0.2,
+    ) -> None:
+        corp = state.corp
+        crypt = MsgCrypt(corp.token, corp.encoding_aes_key, corp.corpid)
+        self.state = state
+        self.sender = CallbackSender(
+            crypt,
+            corpid=corp.corpid,
+            agent_id=str(corp.agent_id),
+            url=callback_url,
+            retry_delay=callback_retry_delay,
+            background=background_callbacks,
+        )
+        self.actors = Actors(state, self.sender)
+        self.tokens = TokenStore(clock=time.time)
+        self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour)
+        self.errors = ErrorInjector()
+
+    def set_callback_url(self, url: str | None, *, verify: bool = True) -> None:
+        """Save the callback URL; like the admin console, verify it with an echostr GET first."""
+        if url and verify:
+            self.sender.verify_url(url)
+        self.sender.url = url or None
+
+    def corp_json(self) -> dict[str, Any]:
+        return {**asdict(self.state.corp), "callback_url": self.sender.url}
+
+    def summary(self) -> dict[str, Any]:
+        deliveries = list(self.sender.deliveries)
+        return {
+            **self.state.counts(),
+            "deliveries": len(deliveries),
+            "deliveries_failed": sum(1 for d in deliveries if d.status == "failed"),
+            "rate_limit_per_minute": self.limiter.per_minute,
+            "rate_limit_per_hour": self.limiter.per_hour,
+            "injected_errors": self.errors.pending(),
+        }
+
+
+# --- /cgi-bin ------------------------------------------------------------------------------------
+
+
+class ApiFailure(Exception):
+    def __init__(self, errcode: int, text: str | None = None) -> None:
+        super().__init__(errcode)
+        self.errcode = errcode
+        self.text = text or ERRTEXT.get(errcode, "error")
+
+
+def _gettoken(emu: Emulator, query: dict[str, str]) -> dict[str, Any]:
+    corpid, secret = query.get("corpid", ""), query.get("corpsecret", "")
+    if not corpid:
+        raise ApiFailure(41002)
+    if corpid != emu.state.corp.corpid:
+        raise ApiFailure(40013)
+    if not secret:
+        raise ApiFailure(41004)
+    if secret != emu.state.corp.secret:
+        raise ApiFailure(40001)
+    if not emu.limiter.allow(corpid, "gettoken"):
+        raise ApiFailure(45009)
+    token, expires_in = emu.tokens.issue(corpid)
+    return {"access_token": token, "expires_in": expires_in}
+
+
+async def _read_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiFailure(47001) from None
+    if not isinstance(body, dict):
+        raise ApiFailure(47001)
+    return body
+
+
+async def _api_call(emu: Emulator, request: Request, path: str) -> dict[str, Any]:
+    injected = emu.errors.take(path)
+    if injected is not None:
+        raise ApiFailure(injected.errcode, injected.errmsg)
+    query = dict(request.query_params)
+    if path == "gettoken":
+        return _gettoken(emu, query)
+    route = ROUTES.get(path)
+    if route is None:
+        raise ApiFailure(48001, f"api not implemented by the siyu emulator: /cgi-bin/{path}")
+    method, handler = route
+    corpid = emu.tokens.check(query.get("access_token"))
+    if request.method != method:
+        raise ApiFailure(43001 if method == "GET" else 43002)
+    if not emu.limiter.allow(corpid, path):
+        raise ApiFailure(45009)
+    call = Call(query, await _read_body(request) if method == "POST" else {})
+    with emu.state.lock:
+        return handler(emu.state, call)
+
+
+def _cgi_endpoint(emu: Emulator) -> Any:
+    async def cgi(request: Request) -> Response:
+        path = normalize_path(request.path_params["path"])
+        ip = request.client.host if request.client else "127.0.0.1"
+        try:
+            data = await _api_call(emu, request, path)
+        except ApiFailure as exc:
+            return _json({"errcode": exc.errcode, "errmsg": errmsg(exc.errcode, exc.text, ip)})
+        except EmulatorError as exc:
+            return _json({"errcode": exc.errcode, "errmsg": errmsg(exc.errcode, exc.message, ip)})
+        return _json({"errcode": 0, "errmsg": "ok", **data})
+
+    return cgi
+
+
+# --- /emulator -----------------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    def __init__(self, detail: Any, status: int = 400) -> None:
+        super().__init__(detail)
+        self.detail, self.status = detail, status
+
+
+async def _control_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise BadRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _run_action(emu: Emulator, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    method = getattr(emu.actors, name)
+    try:
+        result = validate_call(method, config=_LENIENT)(**body)
+    except ValidationError as exc:
+        errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise BadRequest(f"invalid parameters for {name}: " + "; ".join(errors), 422) from None
+    except EmulatorError as exc:
+        raise BadRequest(exc.message, 404 if exc.errcode in NOT_FOUND_CODES else 409) from None
+    return result.to_json()
+
+
+class ControlPlane:
+    """The /emulator endpoints: corp credentials, callback URL, test hooks and the actor actions."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/emulator/corp", self.corp, methods=["GET"]),
+            Route("/emulator/summary", self.summary, methods=["GET"]),
+            Route("/emulator/callback", self.callback, methods=["PUT", "POST"]),
+            Route("/emulator/tokens/{op:str}", self.tokens, methods=["POST"]),
+            Route("/emulator/errors", self.errors, methods=["POST", "DELETE"]),
+            Route("/emulator/rate_limit", self.rate_limit, methods=["PUT", "POST"]),
+            Route("/emulator/deliveries", self.deliveries, methods=["GET"]),
+            Route("/emulator/actions", self.actions, methods=["GET"]),
+            Route("/emulator/actions/{name:str}", self.run_action, methods=["POST"]),
+        ]
+
+    async def corp(self, request: Request) -> Response:
+        return _json(self.emu.corp_json())
+
+    async def summary(self, request: Request) -> Response:
+        return _json(self.emu.summary())
+
+    async def callback(self, request: Request) -> Response:
+        """Save (or clear, with null) the callback URL; `verify: false` skips the echostr check."""
+        body = await _control_body(request)
+        url = body.get("url")
+        if url is not None and not isinstance(url, str):
+            raise BadRequest("url must be a string or null")
+        try:
+            await run_in_threadpool(self.emu.set_callback_url, url, verify=bool(body.get("verify", True)))
+        except CallbackUrlError as exc:
+            raise BadRequest(str(exc)) from None
+        return _json(self.emu.corp_json())
+
+    async def tokens(self, request: Request) -> Response:
+        """POST /emulator/tokens/expire|revoke with an optional {"token": ...} (default: all tokens)."""
+        op = request.path_params["op"]
+        if op not in ("expire", "revoke"):
+            raise BadRequest("use /emulator/tokens/expire or /emulator/tokens/revoke", 404)
+        token = (await _control_body(request)).get("token")
+        count = self.emu.tokens.expire(token) if op == "expire" else self.emu.tokens.revoke(token)
+        return _json({"changed": count})
+
+    async def errors(self, request: Request) -> Response:
+        """POST {path, errcode, times?, errmsg?} queues an error; DELETE clears the queue."""
+        if request.method == "DELETE":
+            self.emu.errors.clear()
+            return _json({"injected_errors": {}})
+        body = await _control_body(request)
+        try:
+            errcode, times = int(body["errcode"]), int(body.get("times", 1))
+            self.emu.errors.inject(str(body["path"]), errcode, times, body.get("errmsg"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadRequest(f"expected {{path, errcode, times?, errmsg?}}: {exc!r}") from None
+        return _json({"injected_errors": self.emu.errors.pending()})
+
+    async def rate_limit(self, request: Request) -> Response:
+        """{per_minute?, per_hour?}; a missing value goes back to WeCom's default."""
+        body = await _control_body(request)
+        try:
+            per_minute, per_hour = (
+                int(v) if v is not None else None for v in (body.get("per_minute"), body.get("per_hour"))
+            )
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"per_minute and per_hour must be integers: {exc!r}") from None
+        self.emu.limiter.configure(per_minute, per_hour)
+        return _json({"per_minute": self.emu.limiter.per_minute, "per_hour": self.emu.limiter.per_hour})
+
+    async def deliveries(self, request: Request) -> Response:
+        return _json({"deliveries": [d.to_json() for d in self.emu.sender.deliveries]})
+
+    async def actions(self, request: Request) -> Response:
+        listing = {name: {"doc": inspect.getdoc(ACTIONS[name]), "params": action_params(name)} for name in ACTIONS}
+        return _json({"actions": listing})
+
+    async def run_action(self, request: Request) -> Response:
+        name = request.path_params["name"].replace("-", "_")
+        name = ALIASES.get(name, name)
+        if name not in ACTIONS:
+            raise BadRequest(f"unknown action {name!r}; known: {', '.join(sorted(ACTIONS))}", 404)
+        body = await _control_body(request)
+        # in a thread: the callback receiver may call this emulator back before answering
+        return _json(await run_in_threadpool(_run_action, self.emu, name, body))
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    return _json({"detail": exc.detail}, exc.status)
+
+
+def create_app(emu: Emulator) -> Starlette:
+    routes = [Route("/cgi-bin/{path:path}", _cgi_endpoint(emu), methods=["GET", "POST"]), *ControlPlane(emu).routes()]
+    return Starlette(routes=routes, exception_handlers={BadRequest: _bad_request})
