@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -45,8 +46,8 @@ class BenchDatabase:
 
 
 @contextmanager
-def bench_database(pg_url: str | None = None, *, keep: bool = False) -> Iterator[BenchDatabase]:
-    """SQLite in a temp dir, or a temp schema on `pg_url`; migrated; removed afterwards unless keep."""
+def bench_database(pg_url: str | None = None, *, pg_options: str = "", keep: bool = False) -> Iterator[BenchDatabase]:
+    """SQLite in a temp dir, or a temp schema on `pg_url` (plus libpq `pg_options`); migrated; then removed."""
     workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
     queue_url = f"sqlite:///{workdir / 'queue.db'}"
     try:
@@ -55,7 +56,7 @@ def bench_database(pg_url: str | None = None, *, keep: bool = False) -> Iterator
             _migrate(db)
             yield db
         else:
-            with _pg_schema(pg_url) as url:
+            with _pg_schema(pg_url, pg_options) as url:
                 db = BenchDatabase(url, queue_url, workdir)
                 _migrate(db)
                 yield db
@@ -65,14 +66,14 @@ def bench_database(pg_url: str | None = None, *, keep: bool = False) -> Iterator
 
 
 @contextmanager
-def _pg_schema(pg_url: str) -> Iterator[str]:
+def _pg_schema(pg_url: str, pg_options: str = "") -> Iterator[str]:
     schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in pg_url else "?"
     try:
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+        yield f"{pg_url}{sep}options=" + quote(f"-csearch_path={schema} {pg_options}".strip())
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

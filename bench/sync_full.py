@@ -194,6 +194,20 @@ def memory_rows(progress: SyncProgress, follows: int) -> list[list[str]]:
     return rows
 
 
+def quarter_rows(progress: SyncProgress) -> list[list[str]]:
+    """Rows/s in each quarter of the customers stage: flat if a page costs the same at the end as at the start."""
+    pages = [s for s in progress.samples if s.label == "customers"]
+    if len(pages) < 8:
+        return []
+    rows, cuts = [], [round(len(pages) * q / 4) for q in range(5)]
+    for q in range(4):
+        first, last = pages[max(cuts[q] - 1, 0)], pages[cuts[q + 1] - 1]
+        done = last.done - (first.done if cuts[q] else 0)
+        span = last.at - (first.at if cuts[q] else progress.samples[progress.samples.index(pages[0]) - 1].at)
+        rows.append([f"Q{q + 1}", f"{done:,}", f"{done / span:,.0f}" if span else "–"])
+    return rows
+
+
 def phase_row(p: Phase, customers: int) -> list[str]:
     return [
         p.name, f"{p.rows:,}", f"{p.pages:,}", f"{p.seconds:.1f}", f"{customers / p.seconds:,.0f}",
@@ -232,6 +246,8 @@ def report(phases: list[Phase], progress: SyncProgress, emu: Emulator, summary: 
     db_share = 1 - fetch.seconds / stage_s if stage_s else 0.0
     print(f"\ncustomers stage vs fastest baseline fetch: {stage_s:.1f}s vs {fetch.seconds:.1f}s "
           f"— the database side is {db_share:.0%} of the stage")  # fmt: skip
+    print("\ncustomers stage, by quarter of its rows:")
+    print_table(["quarter", "rows", "rows/s"], quarter_rows(progress))
     print("\nRSS of the sync process (MiB):")
     mem = memory_rows(progress, follows)
     print_table(["when", "RSS MiB"], mem)
@@ -254,6 +270,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--employees", type=int, default=200, help="employees in the emulated corp (default 200)")
     p.add_argument("--seed", type=int, default=1, help="emulator seed (default 1)")
     p.add_argument("--db", help="PostgreSQL URL (a temp schema is used and dropped); default: temp SQLite")
+    p.add_argument("--pg-options", default="", help='extra libpq options, e.g. "-c plan_cache_mode=force_custom_plan"')
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     return p.parse_args(argv)
 
@@ -261,7 +278,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print("machine:", machine())
-    with bench_database(args.db) as db, emulator_process(
+    with bench_database(args.db, pg_options=args.pg_options) as db, emulator_process(
         customers=args.customers, employees=args.employees, seed=args.seed
     ) as emu:  # fmt: skip
         print(f"backend {db.backend}; emulator {emu.counts}")

@@ -102,14 +102,6 @@ def worker(workers: Annotated[int, typer.Option(help="Worker threads")] = 2) -> 
     run(workers)
 
 
-@app.command("api-token")
-def api_token() -> None:
-    """Print the operator API token (Authorization: Bearer …)."""
-    from siyu.core.deps import admin_api_token
-
-    print(admin_api_token())
-
-
 def _mount_optional() -> None:
     try:
         from siyu.sync.cli import sync
@@ -123,6 +115,9 @@ def _mount_optional() -> None:
         app.add_typer(emulator_app, name="emulator")
     except ImportError:  # pragma: no cover
         pass
+    from siyu.accounts.cli import user_app
+
+    app.add_typer(user_app, name="user")
     from siyu.demo import demo
 
     app.command(help="Start the demo: emulator, server and worker with a synced demo corp.")(demo)

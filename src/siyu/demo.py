@@ -53,10 +53,10 @@ def _environment(data_dir: Path, meta: dict[str, object], port: int) -> dict[str
 
 def _connect_corp(emulator_url: str, corp: object) -> int:
     """Create the demo corp, or point the existing one at this emulator run."""
+    from siyu.core.db import session_scope
     from siyu.corp import service
     from siyu.corp.actions import do_create_corp, do_update_corp_connection
     from siyu.corp.service import forget_crypt
-    from siyu.core.db import session_scope
 
     with session_scope() as session:
         existing = [c for c in service.list_(session) if c.wecom_corpid == corp.corpid]  # type: ignore[attr-defined]
@@ -131,9 +131,7 @@ def demo(
     upgrade()
     console.print(f"[bold]siyu demo[/bold] — data in {data_dir}")
     procs: list[subprocess.Popen[bytes]] = []
-    emulator = start_emulator(
-        employees=employees, customers=customers, seed=int(str(meta["seed"])), port=emulator_port
-    )
+    emulator = start_emulator(employees=employees, customers=customers, seed=int(str(meta["seed"])), port=emulator_port)
     try:
         corp_id = _connect_corp(emulator.base_url, emulator.corp)
         siyu = [sys.executable, "-m", "siyu"]
@@ -169,19 +167,15 @@ def _sync_with_progress(run_sync: object, corp_id: int) -> None:
 
 
 def _print_welcome(port: int, emulator_url: str, corp_id: int) -> None:
-    from siyu.core.deps import admin_api_token
-
     console.print(
         f"""
 [green]siyu is running[/green]
   server      http://127.0.0.1:{port}   (REST API and OpenAPI: http://127.0.0.1:{port}/docs)
-  API token   {admin_api_token()}
   emulator    {emulator_url}             (an offline WeCom; its callbacks reach the server)
   corp        {corp_id}
 
 Make something happen in the emulator and watch it arrive:
   siyu emulator act add_customer --url {emulator_url}
-  curl -H 'Authorization: Bearer <API token>' http://127.0.0.1:{port}/api/corps/{corp_id}/callbacks
 
 Ctrl-C stops everything."""
     )

@@ -1,19 +1,25 @@
 """Every ORM model, imported once so metadata (and Alembic) sees all tables."""
 
+from siyu.accounts.models import ApiToken, ConsoleUser, Role
 from siyu.callbacks.models import CallbackInbox, InboxStatus
 from siyu.contacts.models import Customer, Department, Employee, EmployeeStatus, Follow, FollowStatus
 from siyu.core.db import Base
 from siyu.corp.models import AuditLog, Corp, WeComToken
 from siyu.groups.models import GroupChat, GroupMember, GroupStatus
+from siyu.outbox.models import OutboxStatus, WeComOutbox
 from siyu.sync.models import SyncRun, SyncStatus
 from siyu.tags.models import FollowTag, Tag, TagGroup
+from siyu.timeline.models import CustomerEvent
 
 __all__ = [
+    "ApiToken",
     "AuditLog",
     "Base",
     "CallbackInbox",
+    "ConsoleUser",
     "Corp",
     "Customer",
+    "CustomerEvent",
     "Department",
     "Employee",
     "EmployeeStatus",
@@ -24,9 +30,12 @@ __all__ = [
     "GroupMember",
     "GroupStatus",
     "InboxStatus",
+    "OutboxStatus",
+    "Role",
     "SyncRun",
     "SyncStatus",
     "Tag",
     "TagGroup",
+    "WeComOutbox",
     "WeComToken",
 ]

@@ -13,6 +13,9 @@ class ErrorCode(StrEnum):
     INVALID = "invalid"
     CONFLICT = "conflict"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    THROTTLED = "throttled"
+    CSRF = "csrf_failed"
     CALLBACK_SIGNATURE = "callback_signature_invalid"
     CALLBACK_MALFORMED = "callback_malformed"
     CALLBACK_TOO_LARGE = "callback_too_large"
@@ -25,6 +28,9 @@ STATUS = {
     ErrorCode.INVALID: 422,
     ErrorCode.CONFLICT: 409,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.THROTTLED: 429,
+    ErrorCode.CSRF: 403,
     ErrorCode.CALLBACK_SIGNATURE: 401,
     ErrorCode.CALLBACK_MALFORMED: 400,
     ErrorCode.CALLBACK_TOO_LARGE: 413,

@@ -1,0 +1,202 @@
+"""Who may see and change what — written once per object type (STYLE §6).
+
+An `Actor` is a signed-in user (console session or API token) with the data scope of
+their role: admin, operator and compliance see the whole corp; staff see the customers
+they follow, widened to their departments (and sub-departments) when they lead them.
+Nobody ever sees another corp. `access_<noun>_by_id` gives the same not-found for
+missing and out-of-scope objects, so ids cannot be probed; routes never re-check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, select, true
+from sqlalchemy.orm import Session
+
+from siyu.accounts.models import ConsoleUser, Role
+from siyu.contacts.models import Customer, Department, Employee, Follow
+from siyu.core.errors import DomainError, ErrorCode
+from siyu.groups.models import GroupChat
+from siyu.tags.models import Tag, TagGroup
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: int
+    corp_id: int
+    username: str
+    role: Role
+    employee_id: int | None
+    # None: the whole corp. Otherwise the employees whose customers this actor may see.
+    scope_employee_ids: frozenset[int] | None
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.user_id}:{self.username}"
+
+
+# (object type, action) → roles allowed. Object-level scope is applied on top by the access functions.
+PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
+    ("customer", "read"): frozenset(Role),
+    ("customer", "write"): frozenset({Role.ADMIN, Role.OPERATOR, Role.STAFF}),
+    ("employee", "read"): frozenset(Role),
+    ("tag", "read"): frozenset(Role),
+    ("tag", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    ("group_chat", "read"): frozenset(Role),
+    ("audit_log", "read"): frozenset({Role.ADMIN, Role.COMPLIANCE}),
+    ("corp", "read"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    ("corp", "write"): frozenset({Role.ADMIN}),
+    ("sync", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    ("user", "write"): frozenset({Role.ADMIN}),
+    ("dashboard", "read"): frozenset(Role),
+}
+
+
+def can(actor: Actor, object_type: str, action: str) -> bool:
+    return actor.role in PERMISSIONS.get((object_type, action), frozenset())
+
+
+def require(actor: Actor, object_type: str, action: str) -> None:
+    if not can(actor, object_type, action):
+        raise DomainError(ErrorCode.FORBIDDEN, f"your role ({actor.role}) may not {action} {object_type}")
+
+
+def actor_for(session: Session, user: ConsoleUser) -> Actor:
+    role = Role(user.role)
+    scope = None if role != Role.STAFF else frozenset(_staff_scope(session, user))
+    return Actor(user.id, user.corp_id, user.username, role, user.employee_id, scope)
+
+
+def _staff_scope(session: Session, user: ConsoleUser) -> set[int]:
+    """The staff member's own employee, plus everyone in the departments they lead (recursively)."""
+    if user.employee_id is None:
+        return set()
+    me = session.get(Employee, user.employee_id)
+    if me is None or me.corp_id != user.corp_id:
+        return set()
+    departments = session.execute(
+        select(Department.wecom_id, Department.parent_wecom_id, Department.leaders).where(
+            Department.corp_id == user.corp_id
+        )
+    ).all()
+    led = {d.wecom_id for d in departments if me.userid in (d.leaders or [])}
+    led = _with_descendants(led, [(d.wecom_id, d.parent_wecom_id) for d in departments])
+    scope = {me.id}
+    if led:
+        for emp_id, dept_ids in session.execute(
+            select(Employee.id, Employee.department_ids).where(Employee.corp_id == user.corp_id)
+        ):
+            if led.intersection(dept_ids or []):
+                scope.add(emp_id)
+    return scope
+
+
+def _with_descendants(roots: set[int], edges: list[tuple[int, int]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for child, parent in edges:
+        children.setdefault(parent, []).append(child)
+    found, stack = set(roots), list(roots)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def _not_found(object_type: str, object_id: object) -> DomainError:
+    return DomainError(ErrorCode.NOT_FOUND, f"no {object_type} {object_id}")
+
+
+# --- customers --------------------------------------------------------------------------------
+
+
+def customer_scope(actor: Actor) -> ColumnElement[bool]:
+    """A WHERE clause for the customers this actor may see (use it in every customer query)."""
+    in_corp = Customer.corp_id == actor.corp_id
+    if actor.scope_employee_ids is None:
+        return in_corp
+    followed = exists().where(
+        Follow.customer_id == Customer.id, Follow.employee_id.in_(sorted(actor.scope_employee_ids))
+    )
+    return in_corp & followed
+
+
+def access_customer_by_id(session: Session, actor: Actor, customer_id: int, *, write: bool = False) -> Customer:
+    require(actor, "customer", "write" if write else "read")
+    customer = session.scalar(select(Customer).where(Customer.id == customer_id, customer_scope(actor)))
+    if customer is None:
+        raise _not_found("customer", customer_id)
+    return customer
+
+
+def access_follow(session: Session, actor: Actor, follow_id: int, *, write: bool = False) -> Follow:
+    """A follow is reachable when its customer is; staff may change only follows in their scope."""
+    require(actor, "customer", "write" if write else "read")
+    follow = session.get(Follow, follow_id)
+    if follow is None or follow.corp_id != actor.corp_id:
+        raise _not_found("follow", follow_id)
+    scope = actor.scope_employee_ids
+    if scope is not None and follow.employee_id not in scope:
+        raise _not_found("follow", follow_id)
+    return follow
+
+
+# --- employees, groups, tags ------------------------------------------------------------------
+
+
+def employee_scope(actor: Actor) -> ColumnElement[bool]:
+    in_corp = Employee.corp_id == actor.corp_id
+    if actor.scope_employee_ids is None:
+        return in_corp
+    return in_corp & Employee.id.in_(sorted(actor.scope_employee_ids))
+
+
+def access_employee_by_id(session: Session, actor: Actor, employee_id: int) -> Employee:
+    require(actor, "employee", "read")
+    employee = session.scalar(select(Employee).where(Employee.id == employee_id, employee_scope(actor)))
+    if employee is None:
+        raise _not_found("employee", employee_id)
+    return employee
+
+
+def group_scope(actor: Actor) -> ColumnElement[bool]:
+    """Staff see the groups owned by employees in their scope."""
+    in_corp = GroupChat.corp_id == actor.corp_id
+    if actor.scope_employee_ids is None:
+        return in_corp
+    owners = select(Employee.userid).where(
+        Employee.corp_id == actor.corp_id, Employee.id.in_(sorted(actor.scope_employee_ids))
+    )
+    return in_corp & GroupChat.owner_userid.in_(owners)
+
+
+def access_group_by_id(session: Session, actor: Actor, group_id: int) -> GroupChat:
+    require(actor, "group_chat", "read")
+    group = session.scalar(select(GroupChat).where(GroupChat.id == group_id, group_scope(actor)))
+    if group is None:
+        raise _not_found("group", group_id)
+    return group
+
+
+def access_tag_group_by_id(session: Session, actor: Actor, group_id: int, *, write: bool = False) -> TagGroup:
+    require(actor, "tag", "write" if write else "read")
+    group = session.get(TagGroup, group_id)
+    if group is None or group.corp_id != actor.corp_id:
+        raise _not_found("tag group", group_id)
+    return group
+
+
+def access_tag_by_id(session: Session, actor: Actor, tag_id: int, *, write: bool = False) -> Tag:
+    require(actor, "tag", "write" if write else "read")
+    tag = session.get(Tag, tag_id)
+    if tag is None or tag.corp_id != actor.corp_id:
+        raise _not_found("tag", tag_id)
+    return tag
+
+
+def scope_where(actor: Actor, model: Any) -> ColumnElement[bool]:
+    """Corp-only scoping for corp-wide objects (audit log, sync runs, outbox …)."""
+    return model.corp_id == actor.corp_id if hasattr(model, "corp_id") else true()
