@@ -1,37 +1,50 @@
-"""The task-queue worker, and SCHEDULE: every periodic job is listed here and nowhere else."""
+"""The task-queue worker, and the schedule: every periodic job is declared here and nowhere else.
+
+Huey keeps time in UTC (siyu.core.tasks); the times below are chosen for the default corp
+time zone, Asia/Shanghai (UTC+8).
+"""
 
 from __future__ import annotations
 
 import logging
 
+from huey import crontab
 from huey.consumer import Consumer
 
+from siyu.callbacks.tasks import drain_inbox
 from siyu.core.tasks import configure_queue, huey
+from siyu.outbox.tasks import drain_outbox
+from siyu.sync.tasks import enqueue_all_corps
 
 log = logging.getLogger(__name__)
+
+
+@huey.periodic_task(crontab(hour="19", minute="17"))
+def nightly_reconciliation() -> int:
+    """03:17 in Shanghai: a full sync of every corp catches whatever callbacks missed."""
+    return enqueue_all_corps()
+
+
+@huey.periodic_task(crontab(minute="*/5"))
+def drain_pending() -> dict[str, int]:
+    """Every 5 minutes: re-enqueue stored callbacks and outbox rows still pending (a lost queue message)."""
+    return {"callbacks": drain_inbox(), "outbox": drain_outbox()}
 
 
 def load_tasks() -> None:
     """Import every module that declares tasks, so the worker knows them."""
     import siyu.callbacks.tasks
+    import siyu.outbox.tasks
     import siyu.sync.tasks  # noqa: F401
 
 
-# Periodic jobs (declared with @huey.periodic_task next to the work they do):
-SCHEDULE = {
-    "siyu.callbacks.tasks.drain_inbox_periodically": "every 5 minutes: enqueue callbacks still pending",
-    "siyu.sync.tasks.nightly_reconciliation": "03:17 daily: full sync of every corp",
-}
-
-
 def build_consumer(workers: int = 2) -> Consumer:
+    """The consumer, after re-enqueueing everything a previous run left pending."""
     configure_queue()
     load_tasks()
-    from siyu.callbacks.tasks import drain_inbox
-
-    drained = drain_inbox()
-    if drained:
-        log.info("re-enqueued %d stored callbacks left pending by a previous run", drained)
+    drained = drain_pending.call_local()
+    if any(drained.values()):
+        log.info("re-enqueued work left pending by a previous run: %s", drained)
     return huey.create_consumer(workers=workers, worker_type="thread", periodic=True, check_worker_health=True)
 
 

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.core.tasks import huey
 from siyu.sync.models import SyncRun, SyncStatus
-from siyu.sync.tasks import nightly_reconciliation, sync_corp
+from siyu.sync.tasks import sync_corp
 from siyu.wecom.emulator.server import RunningEmulator, start_emulator
+from siyu.worker import nightly_reconciliation
 from tests.sync.test_sync_support import corp_for
 
 

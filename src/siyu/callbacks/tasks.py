@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from huey import crontab
-
 from siyu.callbacks import actions, service
 from siyu.callbacks.handlers import Skip, apply_event
 from siyu.callbacks.models import InboxStatus
@@ -74,8 +72,3 @@ def drain_inbox(limit: int = 10_000) -> int:
         enqueued += len(ids)
         after = ids[-1]
     return enqueued
-
-
-@huey.periodic_task(crontab(minute="*/5"))
-def drain_inbox_periodically() -> int:
-    return drain_inbox()

@@ -1,16 +1,13 @@
 """Queue entry points for syncs: one corp on demand, and every corp nightly.
 
-The nightly reconciliation catches whatever callbacks missed (WeCom does not retry forever,
-and changes made while siyu was down send none). It is declared here, next to the work,
-and listed in siyu.worker.SCHEDULE. Huey runs in UTC (core.tasks), so 03:17 is UTC.
+The nightly reconciliation (scheduled in siyu.worker) catches whatever callbacks missed:
+WeCom does not retry forever, and changes made while siyu was down send none.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-
-from huey import crontab
 
 from siyu.core.db import session_scope
 from siyu.core.tasks import huey
@@ -40,9 +37,8 @@ def sync_corp(corp_id: int, only: str | None = None) -> dict[str, Any] | None:
     return {"run_id": summary.run_id, "pages": summary.pages, "changes": summary.total.as_dict()}
 
 
-@huey.periodic_task(crontab(hour="3", minute="17"))
-def nightly_reconciliation() -> int:
-    """Enqueue a full sync of every corp; returns how many were enqueued."""
+def enqueue_all_corps() -> int:
+    """Enqueue a full sync of every corp (the nightly reconciliation); returns how many were enqueued."""
     with session_scope() as session:
         corp_ids = list_corp_ids(session)
     for corp_id in corp_ids:
