@@ -236,6 +236,22 @@ def verify(corp_id: int, counts: dict[str, Any]) -> dict[str, int]:
     return {**{f"{k}_synced": v for k, v in got.items()}, **{f"{k}_expected": v for k, v in want.items()}}
 
 
+def print_pg_scans() -> None:
+    """PostgreSQL only: sequential vs index scans per table during the run (a growing scan shows here)."""
+    import sqlalchemy as sa
+
+    from siyu.core.db import session_scope
+
+    query = sa.text(
+        "SELECT relname, seq_scan, seq_tup_read, idx_scan, n_live_tup FROM pg_stat_user_tables "
+        "WHERE schemaname = current_schema() AND n_live_tup > 0 ORDER BY seq_tup_read DESC"
+    )
+    with session_scope() as session:
+        rows = [[str(v) if i == 0 else f"{v or 0:,}" for i, v in enumerate(r)] for r in session.execute(query)]
+    print("\nPostgreSQL table scans over the whole run (pg_stat_user_tables):")
+    print_table(["table", "seq scans", "rows read by seq scans", "index scans", "live rows"], rows)
+
+
 def report(phases: list[Phase], progress: SyncProgress, emu: Emulator, summary: Any) -> dict[str, Any]:
     customers, follows = int(emu.counts["customers"]), int(emu.counts["follows"])
     stage_s, stage_rows, stage_pages = progress.customers_stage()
@@ -300,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         phases.append(phase)
         results = report(phases, progress, emu, summary)
         counts = verify(corp_id, emu.counts)
+        if db.backend == "postgresql":
+            print_pg_scans()
     write_json(args.json, {"backend": db.backend, "results": results, "counts": counts})
     ok = (
         counts["customers_synced"] == counts["customers_expected"]

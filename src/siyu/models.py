@@ -2,7 +2,15 @@
 
 from siyu.accounts.models import ApiToken, ConsoleUser, Role
 from siyu.callbacks.models import CallbackInbox, InboxStatus
-from siyu.contacts.models import Customer, Department, Employee, EmployeeStatus, Follow, FollowStatus
+from siyu.contacts.models import (
+    Customer,
+    CustomerExport,
+    Department,
+    Employee,
+    EmployeeStatus,
+    Follow,
+    FollowStatus,
+)
 from siyu.core.db import Base
 from siyu.corp.models import AuditLog, Corp, WeComToken
 from siyu.groups.models import GroupChat, GroupMember, GroupStatus
@@ -20,6 +28,7 @@ __all__ = [
     "Corp",
     "Customer",
     "CustomerEvent",
+    "CustomerExport",
     "Department",
     "Employee",
     "EmployeeStatus",

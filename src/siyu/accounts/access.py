@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, select, true
 from sqlalchemy.orm import Session
 
-from siyu.accounts.models import ConsoleUser, Role
+from siyu.accounts.models import ApiToken, ConsoleUser, Role
 from siyu.contacts.models import Customer, Department, Employee, Follow
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.groups.models import GroupChat
@@ -49,7 +49,11 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("corp", "read"): frozenset({Role.ADMIN, Role.OPERATOR}),
     ("corp", "write"): frozenset({Role.ADMIN}),
     ("sync", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    ("user", "read"): frozenset({Role.ADMIN}),
     ("user", "write"): frozenset({Role.ADMIN}),
+    # Everyone manages their own API tokens (access_api_token_by_id keeps them to their own).
+    ("api_token", "read"): frozenset(Role),
+    ("api_token", "write"): frozenset(Role),
     ("dashboard", "read"): frozenset(Role),
 }
 
@@ -195,6 +199,26 @@ def access_tag_by_id(session: Session, actor: Actor, tag_id: int, *, write: bool
     if tag is None or tag.corp_id != actor.corp_id:
         raise _not_found("tag", tag_id)
     return tag
+
+
+# --- console users and API tokens -------------------------------------------------------------
+
+
+def access_user_by_id(session: Session, actor: Actor, user_id: int, *, write: bool = False) -> ConsoleUser:
+    require(actor, "user", "write" if write else "read")
+    user = session.get(ConsoleUser, user_id)
+    if user is None or user.corp_id != actor.corp_id:
+        raise _not_found("user", user_id)
+    return user
+
+
+def access_api_token_by_id(session: Session, actor: Actor, token_id: int, *, write: bool = False) -> ApiToken:
+    """A token is its owner's alone: not even an admin sees or revokes another user's token here."""
+    require(actor, "api_token", "write" if write else "read")
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != actor.user_id or token.corp_id != actor.corp_id:
+        raise _not_found("API token", token_id)
+    return token
 
 
 def scope_where(actor: Actor, model: Any) -> ColumnElement[bool]:

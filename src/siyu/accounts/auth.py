@@ -12,8 +12,8 @@ import hashlib
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from fastapi import Depends, Request, Response
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,19 @@ def session_cookie_value(user: ConsoleUser) -> str:
     return _serializer().dumps({"uid": user.id, "v": user.session_version})
 
 
+def set_session_cookie(response: Response, request: Request, user: ConsoleUser) -> None:
+    """Sign the user in on this response. Secure whenever siyu is served over https, even behind a proxy."""
+    secure = request.url.scheme == "https" or get_settings().public_base_url.startswith("https://")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_cookie_value(user),
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+
+
 def csrf_token_for(user_id: int, session_version: int) -> str:
     key = get_settings().resolved_secret_key().encode()
     return hmac.new(key, f"csrf:{user_id}:{session_version}".encode(), hashlib.sha256).hexdigest()
@@ -48,9 +61,12 @@ def _user_from_cookie(session: Session, cookie: str | None) -> ConsoleUser | Non
         return None
     try:
         data = _serializer().loads(cookie, max_age=SESSION_MAX_AGE)
-    except (BadSignature, SignatureExpired):
+    except BadData:  # garbled, forged or expired: simply signed out
         return None
-    user = session.get(ConsoleUser, int(data.get("uid", 0)))
+    uid = data.get("uid") if isinstance(data, dict) else None
+    if not isinstance(uid, int):
+        return None
+    user = session.get(ConsoleUser, uid)
     if user is None or not user.is_active or user.session_version != data.get("v"):
         return None
     return user

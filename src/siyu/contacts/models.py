@@ -66,6 +66,10 @@ class Customer(Base):
     __table_args__ = (
         UniqueConstraint("corp_id", "external_userid"),
         Index("ix_customer_corp_unionid", "corp_id", "unionid"),
+        # The customers page walks these in order (keyset pagination) for each sort.
+        Index("ix_customer_corp_added", "corp_id", "added_at", "id"),
+        Index("ix_customer_corp_name", "corp_id", "name", "id"),
+        Index("ix_customer_corp_id", "corp_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -80,6 +84,9 @@ class Customer(Base):
     corp_name: Mapped[str] = mapped_column(String(128), default="")
     corp_full_name: Mapped[str] = mapped_column(String(255), default="")
     external_profile: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # When the first employee added this customer (the earliest follow createtime; siyu's insert time
+    # until a follow says otherwise): the customers page sorts by it, so it is a column, not a min().
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
 
@@ -92,6 +99,9 @@ class Follow(Base):
         UniqueConstraint("corp_id", "employee_id", "customer_id"),
         Index("ix_follow_customer", "customer_id"),
         Index("ix_follow_corp_status", "corp_id", "status"),
+        # Customers page: staff scope / employee filter, and the added-date range filter.
+        Index("ix_follow_employee_customer", "employee_id", "customer_id"),
+        Index("ix_follow_corp_created", "corp_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -118,3 +128,30 @@ def mask_mobile(mobile: str) -> str:
     if len(mobile) < 7:
         return "*" * len(mobile)
     return f"{mobile[:3]}{'*' * (len(mobile) - 7)}{mobile[-4:]}"
+
+
+class ExportStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class CustomerExport(Base):
+    """A CSV export of a filtered customer list, written by a task; only its creator may download it."""
+
+    __tablename__ = "customer_export"
+    __table_args__ = (Index("ix_customer_export_user", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("console_user.id", ondelete="CASCADE"))
+    # The list filters as the API takes them (CustomerFilters.model_dump), re-applied with the user's scope.
+    filters: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=ExportStatus.PENDING)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    file_name: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -37,7 +37,8 @@ class Tag(Base):
 
 class FollowTag(Base):
     __tablename__ = "follow_tag"
-    __table_args__ = (Index("ix_follow_tag_tag", "tag_id"),)
+    # (tag_id, follow_id): the customers page's tag filters read it index-only.
+    __table_args__ = (Index("ix_follow_tag_tag", "tag_id", "follow_id"),)
 
     follow_id: Mapped[int] = mapped_column(ForeignKey("follow.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tag.id", ondelete="CASCADE"), primary_key=True)
