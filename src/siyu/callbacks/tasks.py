@@ -9,7 +9,7 @@ from siyu.callbacks.handlers import Skip, apply_event
 from siyu.callbacks.models import InboxStatus
 from siyu.core import audit
 from siyu.core.db import session_scope
-from siyu.core.tasks import huey
+from siyu.core.tasks import enqueue_pending, huey
 from siyu.corp.models import Corp
 from siyu.wecom.callbacks import parse_event
 from siyu.wecom.client import client_for_corp
@@ -60,15 +60,7 @@ def process_callback(inbox_id: int) -> str:
 
 
 def drain_inbox(limit: int = 10_000) -> int:
-    """Enqueue every pending event (start-up, and periodically): nothing stored is ever left behind."""
-    enqueued, after = 0, 0
-    while enqueued < limit:
-        with session_scope() as session:
-            ids = service.pending_ids(session, after_id=after, limit=min(1000, limit - enqueued))
-        if not ids:
-            break
-        for inbox_id in ids:
-            process_callback(inbox_id)
-        enqueued += len(ids)
-        after = ids[-1]
-    return enqueued
+    """Enqueue every pending event: nothing stored is ever left behind."""
+    return enqueue_pending(
+        lambda s, after, n: service.pending_ids(s, after_id=after, limit=n), process_callback, limit=limit
+    )

@@ -11,10 +11,14 @@ or Redis storage.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from huey import Huey
 from huey.storage import BaseStorage, MemoryStorage, RedisStorage, SqliteStorage
+from sqlalchemy.orm import Session
 
 from siyu.core.config import get_settings
+from siyu.core.db import session_scope
 
 QUEUE_NAME = "siyu"
 
@@ -37,3 +41,24 @@ def configure_queue(url: str | None = None, *, immediate: bool = False) -> None:
     huey.immediate = immediate  # switching immediate mode replaces the storage, so it goes first
     if not immediate:
         huey.storage = storage_for(url or get_settings().resolved_queue_url())
+
+
+def enqueue_pending(
+    pending_ids: Callable[[Session, int, int], list[int]], enqueue: Callable[[int], object], *, limit: int = 10_000
+) -> int:
+    """Re-enqueue stored work still pending (inbox rows, outbox rows), in keyset batches of 1,000.
+
+    Used at worker start-up and periodically, so a queue message lost to a crash or a
+    flushed Redis never loses the work: the database row is the truth, the message a nudge.
+    """
+    enqueued, after = 0, 0
+    while enqueued < limit:
+        with session_scope() as session:
+            ids = pending_ids(session, after, min(1000, limit - enqueued))
+        if not ids:
+            break
+        for row_id in ids:
+            enqueue(row_id)
+        enqueued += len(ids)
+        after = ids[-1]
+    return enqueued

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from siyu.core.db import session_scope
-from siyu.core.tasks import huey
+from siyu.core.tasks import enqueue_pending, huey
 from siyu.corp.models import Corp
 from siyu.outbox import actions
 from siyu.outbox.models import OutboxStatus
@@ -49,15 +49,7 @@ def send_outbox(outbox_id: int) -> str:
 
 
 def drain_outbox(limit: int = 10_000) -> int:
-    """Enqueue every pending row (start-up, periodically): a change stored is a change sent."""
-    enqueued, after = 0, 0
-    while enqueued < limit:
-        with session_scope() as session:
-            ids = actions.pending_ids(session, after_id=after, limit=min(1000, limit - enqueued))
-        if not ids:
-            break
-        for outbox_id in ids:
-            send_outbox(outbox_id)
-        enqueued += len(ids)
-        after = ids[-1]
-    return enqueued
+    """Enqueue every pending row: a change stored is a change sent."""
+    return enqueue_pending(
+        lambda s, after, n: actions.pending_ids(s, after_id=after, limit=n), send_outbox, limit=limit
+    )
