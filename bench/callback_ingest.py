@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -31,10 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 
 from bench.common import (
     BenchDatabase,
@@ -63,10 +62,9 @@ GOAL_RATE, GOAL_P99_MS, GOAL_RATIO = 1000.0, 50.0, 0.30
 def bench_app() -> FastAPI:
     """The uvicorn factory run in the server process: the real app plus the bench's own routes.
 
-    /bench/bare reads the body and answers (the baseline). With --stages, three more split the
-    callback's work: /bench/decrypt does the corp lookup, signature, decryption and parsing but
-    no database write; /bench/store is the real ingest (the router's `_ingest`) without the enqueue;
-    /bench/store-serial is the same behind one process-wide lock, so one thread writes at a time.
+    /bench/bare reads the body and answers (the baseline). With --stages, /bench/decrypt splits the
+    callback's work: the corp lookup, signature, decryption and parsing (the router's `open_event`),
+    but no database write and no enqueue.
     """
     from siyu.app import create_app
 
@@ -80,44 +78,16 @@ def bench_app() -> FastAPI:
     @app.post("/bench/decrypt/{corp_id}", response_class=PlainTextResponse)
     async def decrypt(corp_id: int, request: Request) -> PlainTextResponse:
         body, q = await request.body(), request.query_params
-        await run_in_threadpool(_decrypt_only, corp_id, body, q["msg_signature"], q["timestamp"], q["nonce"])
-        return PlainTextResponse("success")
-
-    @app.post("/bench/store/{corp_id}", response_class=PlainTextResponse)
-    async def store(corp_id: int, request: Request) -> PlainTextResponse:
-        from siyu.callbacks.router import _ingest
-
-        body, q = await request.body(), request.query_params
-        await run_in_threadpool(_ingest, corp_id, body, q["msg_signature"], q["timestamp"], q["nonce"])
-        return PlainTextResponse("success")
-
-    @app.post("/bench/store-serial/{corp_id}", response_class=PlainTextResponse)
-    async def store_serial(corp_id: int, request: Request) -> PlainTextResponse:
-        body, q = await request.body(), request.query_params
-        await run_in_threadpool(_ingest_serialised, corp_id, body, q["msg_signature"], q["timestamp"], q["nonce"])
+        _decrypt_only(corp_id, body, q["msg_signature"], q["timestamp"], q["nonce"])
         return PlainTextResponse("success")
 
     return app
 
 
-_one_writer = threading.Lock()
-
-
-def _ingest_serialised(corp_id: int, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> int | None:
-    """The real ingest with one writer at a time in this process: what SQLite lock contention costs."""
-    from siyu.callbacks.router import _ingest
-
-    with _one_writer:
-        return _ingest(corp_id, body, msg_signature, timestamp, nonce)
-
-
 def _decrypt_only(corp_id: int, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
-    from siyu.callbacks.router import _crypt
-    from siyu.wecom.callbacks import dedupe_key, parse_envelope, parse_event
+    from siyu.callbacks.router import open_event
 
-    envelope = parse_envelope(body)
-    plain = _crypt(corp_id).decrypt_envelope(msg_signature, timestamp, nonce, envelope.encrypt)
-    return dedupe_key(parse_event(plain))
+    return open_event(corp_id, body, msg_signature, timestamp, nonce).dedupe_key
 
 
 # --- the load ------------------------------------------------------------------------------------
@@ -303,12 +273,10 @@ class Plan:
 PATHS = {
     "bare": "/bench/bare",
     "decrypt": "/bench/decrypt",
-    "store": "/bench/store",
-    "store-serial": "/bench/store-serial",
     "callback": "/wecom/callback",
 }
-STAGES = ("bare", "decrypt", "store", "store-serial", "callback")
-STORING = ("store", "store-serial", "callback")  # the endpoints that insert, and so need events never sent before
+STAGES = ("bare", "decrypt", "callback")
+STORING = ("callback",)  # the endpoints that insert, and so need events never sent before
 
 
 def _sources(plan: Plan, payloads: list[Payload]) -> dict[str, Iterator[bytes]]:
@@ -414,18 +382,29 @@ def verify(db: BenchDatabase, corp_id: int, results: Sequence[RoundResult]) -> d
                 CallbackInbox.corp_id == corp_id
             )
         ).one()
-    queued = storage_for(db.queue_url).queue_size()
+    queued = _queued_event_ids(storage_for(db.queue_url))
     errors = sum(sum(r.errors.values()) for r in results)
     counts = {"acknowledged": acknowledged, "stored": stored, "inbox_rows": rows, "distinct_keys": keys}
     print(
-        f"\ncallbacks acknowledged {acknowledged:,} (+ {stored - acknowledged:,} through /bench/store*); "
-        f"inbox rows {rows:,} ({keys:,} distinct); queued tasks {queued:,}"
+        f"\ncallbacks acknowledged {acknowledged:,}; inbox rows {rows:,} ({keys:,} distinct); "
+        f"inbox ids in queued tasks {queued:,}"
     )
     return {**counts, "queued": queued, "errors": errors}
 
 
+def _queued_event_ids(storage: Any) -> int:
+    """How many inbox ids the queued messages carry (one message per group commit, many ids each)."""
+    from huey.serializer import Serializer
+
+    serializer, total = Serializer(), 0
+    for data in storage.enqueued_items():
+        message = serializer.deserialize(data)
+        total += len(message.args[0]) if message.args and isinstance(message.args[0], list) else 1
+    return total
+
+
 def correct(counts: dict[str, int]) -> bool:
-    """No failed request; one inbox row per stored event; one queued task per acknowledged callback."""
+    """No failed request; one inbox row per stored event; every acknowledged callback's id is queued."""
     stored_ok = counts["stored"] == counts["inbox_rows"] == counts["distinct_keys"]
     return counts["errors"] == 0 and stored_ok and counts["queued"] == counts["acknowledged"]
 
@@ -438,7 +417,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="bare/callback round pairs (default 3)")
     p.add_argument("--warmup", type=int, default=500, help="warm-up requests per endpoint (default 500)")
     p.add_argument("--events", type=int, default=30_000, help="distinct sealed events to prepare (default 30000)")
-    p.add_argument("--stages", action="store_true", help="also time the decrypt-only and store-without-enqueue routes")
+    p.add_argument("--stages", action="store_true", help="also time the decrypt-only route")
     p.add_argument("--profile-server", metavar="FILE", help="add a callback round sampled by py-spy into FILE")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     return p.parse_args(argv)
@@ -479,15 +458,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 LOOP_SPOTS = {
     "handling requests (all of the ASGI app)": "run_asgi (uvicorn/protocols/http/",
-    "  of which the Huey enqueue (SQLite insert + commit)": "_enqueue (siyu/callbacks/router.py",
+    "  of which open_event (verify, decrypt, parse)": "open_event (siyu/callbacks/router.py",
+    "    of which verify signature + decrypt": "decrypt_envelope (siyu/wecom/crypto.py",
+    "    of which parse event XML": "parse_event (siyu/wecom/callbacks.py",
+    "    of which dedupe key": "dedupe_key (siyu/wecom/callbacks.py",
 }
 INGEST_SPOTS = {
-    "corp crypto lookup (_crypt)": "_crypt (siyu/callbacks/router.py",
-    "parse envelope": "parse_envelope (siyu/wecom/callbacks.py",
-    "verify signature + decrypt": "decrypt_envelope (siyu/wecom/crypto.py",
-    "parse event XML": "parse_event (siyu/wecom/callbacks.py",
-    "dedupe key": "dedupe_key (siyu/wecom/callbacks.py",
     "INSERT (do_store_event)": "do_store_event (siyu/callbacks/actions.py",
+    "Huey enqueue (one per batch)": "_enqueue (siyu/callbacks/writer.py",
     "  of which building the statement's cache key": "_generate_cache_key (sqlalchemy/sql/cache_key.py",
     "  of which opening a new DB connection": "Pool._create_connection (sqlalchemy/pool/base.py",
     "COMMIT": "Session.commit (sqlalchemy/orm/session.py",
@@ -495,7 +473,7 @@ INGEST_SPOTS = {
 
 
 def _tally(path: str) -> tuple[Counter[str], Counter[str]]:
-    """Wall-clock samples of the event-loop thread and of threads inside `_ingest`, by hot spot."""
+    """Wall-clock samples of the event-loop thread and of the inbox writer thread, by hot spot."""
     loop, ingest = Counter[str](), Counter[str]()
     for line in Path(path).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -503,7 +481,7 @@ def _tally(path: str) -> tuple[Counter[str], Counter[str]]:
             continue
         if "Server.run (uvicorn/server.py" in stack:
             tally, spots = loop, LOOP_SPOTS
-        elif "_ingest (siyu/callbacks/router.py" in stack:
+        elif "_write (siyu/callbacks/writer.py" in stack:
             tally, spots = ingest, INGEST_SPOTS
         else:
             continue
@@ -522,7 +500,7 @@ def print_profile(path: str) -> None:
     print(f"  event-loop thread ({loop['total']:,} samples):")
     for name in LOOP_SPOTS:
         print(f"    {loop[name] / max(loop['total'], 1):6.1%}  {name}")
-    print(f"  threadpool inside _ingest ({ingest['total']:,} samples, summed over threads):")
+    print(f"  inbox writer thread, writing ({ingest['total']:,} samples):")
     for name in INGEST_SPOTS:
         print(f"    {ingest[name] / max(ingest['total'], 1):6.1%}  {name}")
 

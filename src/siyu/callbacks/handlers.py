@@ -20,6 +20,7 @@ from siyu.core.clock import from_timestamp
 from siyu.core.counts import Counts
 from siyu.groups import actions as groups
 from siyu.tags import actions as tags
+from siyu.timeline import actions as timeline
 from siyu.wecom.callbacks import (
     CallbackEvent,
     ContactEvent,
@@ -50,7 +51,12 @@ def on_external_contact(session: Session, corp_id: int, client: WeComClient, eve
     assert isinstance(event, ExternalContactEvent)
     kind = event.change_type
     if kind in ("add_external_contact", "add_half_external_contact", "edit_external_contact"):
-        return _refresh_customer(session, corp_id, client, event.external_user_id)
+        before = timeline.follow_states(session, corp_id=corp_id, external_userid=event.external_user_id)
+        counts = _refresh_customer(session, corp_id, client, event.external_user_id)
+        after = timeline.follow_states(session, corp_id=corp_id, external_userid=event.external_user_id)
+        occurred = from_timestamp(event.create_time)
+        timeline.do_record_follow_changes(session, corp_id=corp_id, before=before, after=after, occurred_at=occurred)
+        return counts
     if kind in ("del_external_contact", "del_follow_user"):
         if _readded_since(session, corp_id, event):
             raise Skip("the follow was re-created after this deletion")
@@ -104,7 +110,17 @@ def on_external_chat(session: Session, corp_id: int, client: WeComClient, event:
         detail = client.get_group_chat(event.chat_id)
     except NotFoundError as exc:
         raise Skip(f"group {event.chat_id} no longer visible: {exc.errmsg}") from exc
-    return groups.do_upsert_group_chat(session, corp_id, detail)
+    counts = groups.do_upsert_group_chat(session, corp_id, detail)
+    if event.update_detail in ("add_member", "del_member"):
+        timeline.do_record_group_membership(
+            session,
+            corp_id=corp_id,
+            chat_id=event.chat_id,
+            member_userids=event.mem_change_list,
+            joined=event.update_detail == "add_member",
+            occurred_at=from_timestamp(event.create_time),
+        )
+    return counts
 
 
 def on_external_tag(session: Session, corp_id: int, client: WeComClient, event: CallbackEvent) -> Counts:

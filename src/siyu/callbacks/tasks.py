@@ -59,6 +59,19 @@ def process_callback(inbox_id: int) -> str:
     return process_one(inbox_id)
 
 
+@huey.task()
+def process_callbacks(inbox_ids: list[int]) -> list[str]:
+    """One queue message per group commit; an event that fails goes on alone, with retries."""
+    statuses = []
+    for inbox_id in inbox_ids:
+        try:
+            statuses.append(process_one(inbox_id))
+        except WeComError:
+            process_callback.schedule((inbox_id,), delay=5)
+            statuses.append("retrying")
+    return statuses
+
+
 def drain_inbox(limit: int = 10_000) -> int:
     """Enqueue every pending event: nothing stored is ever left behind."""
     return enqueue_pending(
