@@ -118,6 +118,9 @@ def _mount_optional() -> None:
     from siyu.accounts.cli import user_app
 
     app.add_typer(user_app, name="user")
+    from siyu.sidebar.cli import sidebar_link
+
+    app.command("sidebar-link", help="Print a signed link opening the sidebar as an employee.")(sidebar_link)
     from siyu.demo import demo
 
     app.command(help="Start the demo: emulator, server and worker with a synced demo corp.")(demo)

@@ -15,9 +15,12 @@ import httpx
 import typer
 from rich.console import Console
 
-console = Console()
+from siyu import demo_history, demo_logins
+
+console = Console(soft_wrap=True)  # long URLs and tokens stay on one line, even in a pipe
 DEMO_EMPLOYEES = 50
 DEMO_CUSTOMERS = 20_000
+DAY = 86_400
 
 
 def _prepare_dir(data_dir: Path, reset: bool, reuse: bool) -> dict[str, object]:
@@ -30,10 +33,22 @@ def _prepare_dir(data_dir: Path, reset: bool, reuse: bool) -> dict[str, object]:
             child.unlink()
     data_dir.mkdir(parents=True, exist_ok=True)
     if not meta_path.exists():
-        meta = {"seed": secrets.randbelow(10**6), "secret_key": secrets.token_urlsafe(32)}
-        meta_path.write_text(json.dumps(meta))
-        meta_path.chmod(0o600)
+        # The anchor pins the emulated corp's times, so a run on a later day rebuilds the same corp.
+        meta = {"seed": secrets.randbelow(10**6), "secret_key": secrets.token_urlsafe(32), "anchor": _today()}
+        _save_meta(data_dir, meta)
     return dict(json.loads(meta_path.read_text()))
+
+
+def _today() -> int:
+    return int(time.time()) // DAY * DAY
+
+
+def _save_meta(data_dir: Path, meta: dict[str, object]) -> None:
+    """demo.json holds the demo's secret key and passwords: readable by its owner only."""
+    path = data_dir / "demo.json"
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
 
 
 def _environment(data_dir: Path, meta: dict[str, object], port: int) -> dict[str, str]:
@@ -130,17 +145,29 @@ def demo(
     env = _environment(data_dir, meta, port)
     upgrade()
     console.print(f"[bold]siyu demo[/bold] — data in {data_dir}")
+    started = time.monotonic()
     procs: list[subprocess.Popen[bytes]] = []
-    emulator = start_emulator(employees=employees, customers=customers, seed=int(str(meta["seed"])), port=emulator_port)
+    seed, anchor = int(str(meta["seed"])), int(str(meta.get("anchor") or _today()))
+    emulator = start_emulator(employees=employees, customers=customers, seed=seed, port=emulator_port, now=anchor)
     try:
         corp_id = _connect_corp(emulator.base_url, emulator.corp)
         siyu = [sys.executable, "-m", "siyu"]
         procs.append(subprocess.Popen([*siyu, "serve", "--port", str(port)], env=env))
         procs.append(subprocess.Popen([*siyu, "worker"], env=env))
         _wait_http(f"http://127.0.0.1:{port}/healthz", procs[0])
+        history = demo_history.plan(seed, anchor, customers)
+        if meta.get("history"):
+            demo_history.replay(emulator, history, seed)  # the emulator forgets; siyu remembers
         emulator.set_callback_url(f"http://127.0.0.1:{port}/wecom/callback/{corp_id}")
         _sync_with_progress(run_sync, corp_id)
-        _print_welcome(port, emulator.base_url, corp_id)
+        if not meta.get("history"):
+            demo_history.seed(emulator, history, seed, corp_id)
+            meta["history"] = len(history)
+            _save_meta(data_dir, meta)
+        logins = demo_logins.ensure(meta, corp_id, emulator)
+        _save_meta(data_dir, meta)
+        console.print(f"ready in {time.monotonic() - started:.0f} s")
+        _print_welcome(port, emulator.base_url, corp_id, logins)
         if exit_after_sync:
             return
         while all(p.poll() is None for p in procs):
@@ -166,13 +193,24 @@ def _sync_with_progress(run_sync: object, corp_id: int) -> None:
     console.print(f"synced: {summary}")
 
 
-def _print_welcome(port: int, emulator_url: str, corp_id: int) -> None:
+def _print_welcome(port: int, emulator_url: str, corp_id: int, logins: demo_logins.Logins) -> None:
+    base = f"http://127.0.0.1:{port}"
+    rows = "\n".join(f"  {u.username:<12} {u.password:<18} {u.role:<11} {u.note}" for u in logins.users)
     console.print(
         f"""
 [green]siyu is running[/green]
-  server      http://127.0.0.1:{port}   (REST API and OpenAPI: http://127.0.0.1:{port}/docs)
-  emulator    {emulator_url}             (an offline WeCom; its callbacks reach the server)
+  console     {base}/   (sign in with a login below)
+  REST API    {base}/docs   (admin's API token: {logins.api_token})
+  emulator    {emulator_url}   (an offline WeCom; its callbacks reach the server)
   corp        {corp_id}
+
+Logins (kept in demo.json, so a reused demo prints the same):
+  username     password           role
+{rows}
+
+The sidebar, as WeCom's chat toolbar opens it (valid 30 minutes; a phone-sized window looks right):
+  {logins.sidebar_link}
+  a fresh one: siyu sidebar-link --employee {logins.sidebar_employee} --customer {logins.sidebar_customer}
 
 Make something happen in the emulator and watch it arrive:
   siyu emulator act add_customer --url {emulator_url}

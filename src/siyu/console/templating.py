@@ -31,6 +31,7 @@ NAV = [
     ("/groups", "Groups", "group_chat"),
     ("/settings", "Settings", "corp"),
     ("/audit", "Audit log", "audit_log"),
+    ("/users", "Users", "user"),
 ]
 
 

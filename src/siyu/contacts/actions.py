@@ -10,16 +10,30 @@ Remark mobiles are personal data: they are stored, never logged or put in audit 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session
 
-from siyu.contacts.models import Customer, Department, Employee, EmployeeStatus, Follow, FollowStatus
+from siyu.accounts.access import Actor, access_customer_by_id, access_follow, require
+from siyu.contacts.models import (
+    Customer,
+    CustomerExport,
+    Department,
+    Employee,
+    EmployeeStatus,
+    Follow,
+    FollowStatus,
+)
+from siyu.core import audit
 from siyu.core.clock import from_timestamp, now_utc
 from siyu.core.counts import Counts
+from siyu.core.errors import DomainError, ErrorCode
+from siyu.outbox.actions import do_enqueue
+from siyu.outbox.models import WeComOutbox
 from siyu.sync.bulk import (
     Changes,
     Row,
@@ -31,6 +45,14 @@ from siyu.sync.bulk import (
     upsert_rows,
 )
 from siyu.tags.models import FollowTag, Tag
+from siyu.tags.outbox import MARK_TAG
+from siyu.timeline.actions import (
+    EventKind,
+    do_record_event,
+    do_record_follows_added,
+    do_record_follows_ended,
+    tag_change_detail,
+)
 from siyu.wecom import payloads
 
 # WeCom user status → ours. 1 active, 2 disabled, 4 not yet activated, 5 left the corp.
@@ -237,6 +259,8 @@ def do_upsert_contacts_by_type(
         session, FOLLOW, corp_id=corp_id, key=("customer_id", "employee_id"), rows=rows, corp_filter=False
     )
     mark_seen(session, FOLLOW, upserted.ids.values(), run_id)
+    do_record_follows_added(session, corp_id=corp_id, follow_ids=upserted.ids.values(), actor=_mirror_actor(run_id))
+    do_refresh_added_at(session, customer_ids=customer_ids.values())
     wanted_tags = {upserted.ids[(customer_ids[ext], staff[info.userid])]: info.corp_tag_ids() for ext, info in follows}
     tag_counts = _replace_follow_tags(session, corp_id, wanted_tags)
     session.flush()
@@ -314,6 +338,7 @@ def do_end_follow(session: Session, corp_id: int, *, userid: str, external_useri
     ).first()
     if follow is None or follow.status == status:
         return Counts()
+    do_record_follows_ended(session, corp_id=corp_id, where=Follow.id == follow.id, cause=status, actor="wecom")
     session.execute(
         update(FOLLOW)
         .where(Follow.id == follow.id)
@@ -329,16 +354,179 @@ def do_end_unseen_follows(session: Session, corp_id: int, *, run_id: int, starte
     Follows written after the run started (a callback while it ran) are spared: the run may
     have fetched that employee's page before the callback's follow existed.
     """
+    not_seen = and_(
+        Follow.corp_id == corp_id,
+        Follow.status == FollowStatus.ACTIVE,
+        (Follow.last_seen_run_id.is_(None)) | (Follow.last_seen_run_id != run_id),
+        Follow.updated_at < started_at,
+    )
+    do_record_follows_ended(session, corp_id=corp_id, where=not_seen, cause=FollowStatus.REMOVED, actor="sync")
     unseen = (
-        update(FOLLOW)
-        .where(
-            Follow.corp_id == corp_id,
-            Follow.status == FollowStatus.ACTIVE,
-            (Follow.last_seen_run_id.is_(None)) | (Follow.last_seen_run_id != run_id),
-            Follow.updated_at < started_at,
-        )
-        .values(status=FollowStatus.REMOVED, ended_at=now_utc(), updated_at=now_utc())
+        update(FOLLOW).where(not_seen).values(status=FollowStatus.REMOVED, ended_at=now_utc(), updated_at=now_utc())
     )
     result = session.execute(unseen)
     session.flush()
     return Counts(removed=_rowcount(result))
+
+
+# --- the customers page: added date, tag edits, exports --------------------------------------
+
+
+def _mirror_actor(run_id: int | None) -> str:
+    return "sync" if run_id is not None else "wecom"
+
+
+def do_refresh_added_at(session: Session, *, customer_ids: Iterable[int]) -> None:
+    """customer.added_at = its earliest follow createtime; one UPDATE a chunk, no write when unchanged."""
+    first = (
+        select(func.min(Follow.created_at))
+        .where(Follow.customer_id == Customer.id, Follow.created_at.is_not(None))
+        .scalar_subquery()
+    )
+    for part in chunks(sorted(set(customer_ids))):
+        session.execute(
+            update(Customer)
+            .where(Customer.id.in_(part), first.is_not(None), Customer.added_at != first)
+            .values(added_at=first, updated_at=Customer.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TagChange:
+    added: list[int]
+    removed: list[int]
+    outbox_id: int | None
+
+
+def do_set_follow_tags(
+    session: Session, *, actor: Actor, customer_id: int, follow_id: int, tag_ids: Sequence[int]
+) -> TagChange:
+    """Make one follow's corp tags exactly `tag_ids`, locally and in WeCom (mark_tag through the outbox).
+
+    The follow_tag rows, the outbox row, the timeline event and the audit row are one transaction:
+    either the change is stored and will reach WeCom, or nothing happened.
+    """
+    customer = access_customer_by_id(session, actor, customer_id, write=True)
+    follow = access_follow(session, actor, follow_id, write=True)
+    if follow.customer_id != customer.id:
+        raise DomainError(ErrorCode.NOT_FOUND, f"customer {customer_id} has no follow {follow_id}")
+    if follow.status != FollowStatus.ACTIVE:
+        raise DomainError(ErrorCode.CONFLICT, "this follow has ended; WeCom no longer accepts tags on it")
+    wanted = _corp_tags(session, actor.corp_id, set(tag_ids))
+    current = set(session.scalars(select(FollowTag.tag_id).where(FollowTag.follow_id == follow.id)))
+    added, removed = sorted(set(wanted) - current), sorted(current - set(wanted))
+    if not added and not removed:
+        return TagChange([], [], None)
+    _write_follow_tags(session, actor.corp_id, follow.id, added, removed)
+    names = {**{t.id: t.name for t in wanted.values()}, **_names(session, removed)}
+    outbox = _enqueue_mark_tag(session, actor, follow, customer, added, removed, wanted)
+    _record_tag_edit(session, actor, follow, added, removed, names, outbox.id)
+    return TagChange(added, removed, outbox.id)
+
+
+def _corp_tags(session: Session, corp_id: int, tag_ids: set[int]) -> dict[int, Tag]:
+    """The requested tags; any unknown, other-corp or not-yet-in-WeCom id refuses the whole edit."""
+    found = {t.id: t for t in session.scalars(select(Tag).where(Tag.id.in_(sorted(tag_ids)), Tag.corp_id == corp_id))}
+    unknown = sorted(tag_ids - set(found))
+    if unknown:
+        raise DomainError(ErrorCode.INVALID, f"tag_ids: unknown tag(s) {', '.join(map(str, unknown))}")
+    unsynced = sorted(t.id for t in found.values() if not t.wecom_id)
+    if unsynced:
+        raise DomainError(
+            ErrorCode.INVALID, f"tag_ids: tag(s) {', '.join(map(str, unsynced))} not yet created in WeCom"
+        )
+    return found
+
+
+def _write_follow_tags(session: Session, corp_id: int, follow_id: int, added: list[int], removed: list[int]) -> None:
+    if removed:
+        session.execute(delete(FOLLOW_TAG).where(FOLLOW_TAG.c.follow_id == follow_id, FOLLOW_TAG.c.tag_id.in_(removed)))
+    if added:
+        rows = [{"follow_id": follow_id, "tag_id": t, "corp_id": corp_id} for t in added]
+        session.execute(insert_ignoring_conflicts(session, FOLLOW_TAG), rows)
+
+
+def _names(session: Session, tag_ids: list[int]) -> dict[int, str]:
+    if not tag_ids:
+        return {}
+    return dict(session.execute(select(Tag.id, Tag.name).where(Tag.id.in_(tag_ids))).all())
+
+
+def _enqueue_mark_tag(
+    session: Session,
+    actor: Actor,
+    follow: Follow,
+    customer: Customer,
+    added: list[int],
+    removed: list[int],
+    wanted: dict[int, Tag],
+) -> WeComOutbox:
+    userid = session.scalar(select(Employee.userid).where(Employee.id == follow.employee_id))
+    removed_wecom = dict(session.execute(select(Tag.id, Tag.wecom_id).where(Tag.id.in_(removed))).all())
+    payload = {
+        "userid": userid,
+        "external_userid": customer.external_userid,
+        "add": [wanted[t].wecom_id for t in added],
+        "remove": [removed_wecom[t] for t in removed if removed_wecom.get(t)],
+        "follow_id": follow.id,
+        "customer_id": customer.id,
+    }
+    return do_enqueue(session, corp_id=actor.corp_id, kind=MARK_TAG, payload=payload, created_by=actor.label)
+
+
+def _record_tag_edit(
+    session: Session,
+    actor: Actor,
+    follow: Follow,
+    added: list[int],
+    removed: list[int],
+    names: dict[int, str],
+    outbox_id: int,
+) -> None:
+    detail = {**tag_change_detail(added, removed, names), "outbox_id": outbox_id}
+    do_record_event(
+        session,
+        corp_id=actor.corp_id,
+        customer_id=follow.customer_id,
+        employee_id=follow.employee_id,
+        kind=EventKind.TAGS_CHANGED,
+        occurred_at=now_utc(),
+        actor=actor.label,
+        detail=detail,
+    )
+    audit.record(
+        session,
+        corp_id=actor.corp_id,
+        actor=actor.label,
+        action="follow.tags",
+        object_type="follow",
+        object_id=follow.id,
+        detail={"added": added, "removed": removed, "outbox_id": outbox_id},
+    )
+
+
+def do_start_export(session: Session, *, actor: Actor, filters: Mapping[str, Any]) -> CustomerExport:
+    """A CSV export of the filtered list, written by a task after commit (so the task sees the row)."""
+    require(actor, "customer", "read")
+    export = CustomerExport(corp_id=actor.corp_id, user_id=actor.user_id, filters=dict(filters))
+    session.add(export)
+    session.flush()
+    audit.record(
+        session,
+        corp_id=actor.corp_id,
+        actor=actor.label,
+        action="customer.export",
+        object_type="customer_export",
+        object_id=export.id,
+        detail={"filters": dict(filters)},
+    )
+    export_id = export.id
+
+    def enqueue(_session: Session) -> None:
+        from siyu.contacts.tasks import export_customers
+
+        export_customers(export_id)
+
+    event.listen(session, "after_commit", enqueue, once=True)
+    return export

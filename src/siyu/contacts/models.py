@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core.clock import now_utc
@@ -86,7 +86,7 @@ class Customer(Base):
     external_profile: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # When the first employee added this customer (the earliest follow createtime; siyu's insert time
     # until a follow says otherwise): the customers page sorts by it, so it is a column, not a min().
-    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, server_default=func.current_timestamp())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
 

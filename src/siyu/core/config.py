@@ -49,11 +49,17 @@ class Settings(BaseSettings):
     wecom_timeout_seconds: float = Field(10.0, description="HTTP timeout for one WeCom request.")
     callback_max_body_bytes: int = Field(1024 * 1024, description="Callback bodies above this get 413.")
     sync_batch_size: int = Field(100, description="Employees per batch/get_by_user call (WeCom's maximum is 100).")
+    export_dir: Path | None = Field(
+        None, description="Where customer CSV exports are written; default: an `exports` folder next to the database."
+    )
 
     def resolved_queue_url(self) -> str:
         if self.queue_url:
             return self.queue_url
         return f"sqlite:///{self._data_dir() / 'siyu-queue.db'}"
+
+    def resolved_export_dir(self) -> Path:
+        return self.export_dir or self._data_dir() / "exports"
 
     def _data_dir(self) -> Path:
         if self.database_url.startswith("sqlite:///") and ":memory:" not in self.database_url:

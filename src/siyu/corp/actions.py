@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from siyu.core import audit
 from siyu.core.errors import DomainError, ErrorCode
-from siyu.core.secrets import encrypt_secret
-from siyu.corp.models import Corp
+from siyu.core.secrets import decrypt_secret, encrypt_secret
+from siyu.corp.models import Corp, WeComToken
 from siyu.wecom.crypto import decode_aes_key
 from siyu.wecom.errors import CryptoError
 
@@ -69,6 +69,7 @@ def do_update_corp_connection(
     callback_token: str | None = None,
     callback_aes_key: str | None = None,
     api_base_url: str | None = None,
+    agent_id: str | None = None,
     actor: str = "system",
 ) -> Corp:
     token = callback_token if callback_token is not None else "x"
@@ -82,10 +83,17 @@ def do_update_corp_connection(
         corp.callback_aes_key_enc = encrypt_secret(callback_aes_key)
     if api_base_url is not None:
         corp.api_base_url = api_base_url.rstrip("/")
+    if agent_id is not None:
+        corp.agent_id = agent_id
     session.flush()
-    changed = [
-        k for k, v in {"secret": contact_secret, "token": callback_token, "aes_key": callback_aes_key}.items() if v
-    ]
+    fields = {
+        "secret": contact_secret,
+        "token": callback_token,
+        "aes_key": callback_aes_key,
+        "api_base_url": api_base_url,
+        "agent_id": agent_id,
+    }
+    changed = [k for k, v in fields.items() if v is not None]
     audit.record(
         session,
         corp_id=corp.corp_id,
@@ -96,3 +104,23 @@ def do_update_corp_connection(
         detail={"changed": changed},
     )
     return corp
+
+
+def do_forget_tokens(session: Session, corp: Corp) -> None:
+    """Drop the stored access tokens after the secret or API changed, so the next call fetches one anew."""
+    session.execute(delete(WeComToken).where(WeComToken.corp_id == corp.corp_id))
+    session.flush()
+
+
+def do_reveal_callback_secrets(session: Session, corp: Corp, *, actor: str) -> tuple[str, str]:
+    """The callback Token and EncodingAESKey in clear, for pasting into WeCom; every reveal is audited."""
+    audit.record(
+        session,
+        corp_id=corp.corp_id,
+        actor=actor,
+        action="corp.reveal_callback_secrets",
+        object_type="corp",
+        object_id=corp.corp_id,
+    )
+    session.flush()
+    return decrypt_secret(corp.callback_token_enc), decrypt_secret(corp.callback_aes_key_enc)

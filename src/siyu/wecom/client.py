@@ -376,6 +376,32 @@ class WeComClient:
         body = self._call("POST", "/cgi-bin/externalcontact/groupchat/get", json=payload)
         return _parse(GroupChatDetail, body.get("group_chat"))
 
+    # -- sign-in and the JS-SDK (the sidebar) -------------------------------------------------
+
+    def get_user_info(self, code: str) -> str:
+        """The userid of the corp member who was just sent back by WeCom OAuth with `code` (single use).
+
+        A visitor who is not a member of the corp gets no userid: that is a NotFoundError here.
+        """
+        body = self._call("GET", "/cgi-bin/auth/getuserinfo", params={"code": code})
+        userid = body.get("userid") or body.get("UserId")
+        if not isinstance(userid, str) or not userid:
+            raise NotFoundError(
+                0, "the OAuth code belongs to someone outside the corp", path="/cgi-bin/auth/getuserinfo"
+            )
+        return userid
+
+    def get_jsapi_ticket(self, *, agent: bool = False) -> tuple[str, int]:
+        """(ticket, expires_in) for JS-SDK signatures: the corp's (wx.config) or the app's (wx.agentConfig)."""
+        if agent:
+            body = self._call("GET", "/cgi-bin/ticket/get", params={"type": "agent_config"})
+        else:
+            body = self._call("GET", "/cgi-bin/get_jsapi_ticket")
+        ticket = body.get("ticket")
+        if not isinstance(ticket, str) or not ticket:
+            raise TransportError("jsapi ticket: answer without ticket")
+        return ticket, int(body.get("expires_in", 7200))
+
 
 def _errcode(body: JsonBody) -> int:
     try:

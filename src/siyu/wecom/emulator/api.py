@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import struct
+import weakref
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
@@ -494,6 +497,54 @@ def groupchat_get(state: EmulatorState, call: Call) -> Json:
     return {"group_chat": group_chat_json(state, group, _body_int(call, "need_name", 0) == 1)}
 
 
+# --- OAuth sign-in and JS-SDK tickets (the sidebar) ---------------------------------------------
+
+OAUTH_CODE_TTL = 300
+_used_oauth_codes: weakref.WeakKeyDictionary[EmulatorState, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _corp_mac(state: EmulatorState, message: str) -> str:
+    return hmac.new(state.corp.secret.encode(), message.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def issue_oauth_code(state: EmulatorState, userid: str) -> str:
+    """What WeCom's authorize page hands back: a code naming the member, valid 5 minutes, usable once."""
+    state.require_employee(userid)
+    payload = f"{userid}.{state.now() + OAUTH_CODE_TTL}.{state.ids.hex(8)}"
+    raw = f"{payload}.{_corp_mac(state, payload)}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def auth_getuserinfo(state: EmulatorState, call: Call) -> Json:
+    code = _query(call, "code", 41008)
+    try:
+        payload, _, mac = base64.urlsafe_b64decode(code + "=" * (-len(code) % 4)).decode().rpartition(".")
+        userid, expires, _nonce = payload.rsplit(".", 2)
+        valid = hmac.compare_digest(mac, _corp_mac(state, payload)) and int(expires) >= state.now()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        valid = False
+    used = _used_oauth_codes.setdefault(state, set())
+    if not valid or code in used:
+        raise EmulatorError(40029, "invalid code")
+    used.add(code)
+    return {"userid": userid, "user_ticket": ""}
+
+
+def _ticket(state: EmulatorState, kind: str) -> Json:
+    return {"ticket": "tk" + _corp_mac(state, f"ticket:{kind}:{state.now() // 7200}"), "expires_in": 7200}
+
+
+def get_jsapi_ticket(state: EmulatorState, call: Call) -> Json:
+    return _ticket(state, "corp")
+
+
+def ticket_get(state: EmulatorState, call: Call) -> Json:
+    kind = _query(call, "type")
+    if kind != "agent_config":
+        raise EmulatorError(40058, "invalid type")
+    return _ticket(state, kind)
+
+
 ROUTES: dict[str, tuple[str, Handler]] = {
     "department/list": ("GET", department_list),
     "user/list": ("GET", user_list),
@@ -512,4 +563,7 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "externalcontact/mark_tag": ("POST", mark_tag),
     "externalcontact/groupchat/list": ("POST", groupchat_list),
     "externalcontact/groupchat/get": ("POST", groupchat_get),
+    "auth/getuserinfo": ("GET", auth_getuserinfo),
+    "get_jsapi_ticket": ("GET", get_jsapi_ticket),
+    "ticket/get": ("GET", ticket_get),
 }

@@ -16,17 +16,18 @@ import secrets
 import time
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import ConfigDict, ValidationError, validate_call
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from siyu.wecom.crypto import MsgCrypt
 from siyu.wecom.emulator.actors import ACTIONS, ALIASES, Actors, CallbackSender, CallbackUrlError, action_params
-from siyu.wecom.emulator.api import ROUTES, Call
+from siyu.wecom.emulator.api import ROUTES, Call, issue_oauth_code
 from siyu.wecom.emulator.controls import ErrorInjector, RateLimiter, TokenStore, normalize_path
 from siyu.wecom.emulator.state import EmulatorError, EmulatorState
 
@@ -312,6 +313,32 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return _json({"detail": exc.detail}, exc.status)
 
 
+def _oauth_authorize(emu: Emulator) -> Any:
+    """WeCom's OAuth page (open.weixin.qq.com/connect/oauth2/authorize): the member is already signed in to
+    WeCom, so it redirects straight back with a code. Emulator extension: `userid` picks the member
+    (default: the first employee who has customers)."""
+
+    async def authorize(request: Request) -> Response:
+        q = request.query_params
+        if q.get("appid") != emu.state.corp.corpid or q.get("response_type") != "code" or not q.get("redirect_uri"):
+            return Response("invalid appid, response_type or redirect_uri", status_code=400)
+        with emu.state.lock:
+            userid = q.get("userid") or next(iter(emu.state.follow_user_ids()), "")
+            try:
+                code = issue_oauth_code(emu.state, userid)
+            except EmulatorError as exc:
+                return Response(exc.message, status_code=400)
+        target = q["redirect_uri"]
+        query = urlencode({"code": code, "state": q.get("state", "")})
+        return RedirectResponse(f"{target}{'&' if '?' in target else '?'}{query}", status_code=302)
+
+    return authorize
+
+
 def create_app(emu: Emulator) -> Starlette:
-    routes = [Route("/cgi-bin/{path:path}", _cgi_endpoint(emu), methods=["GET", "POST"]), *ControlPlane(emu).routes()]
+    routes = [
+        Route("/cgi-bin/{path:path}", _cgi_endpoint(emu), methods=["GET", "POST"]),
+        Route("/connect/oauth2/authorize", _oauth_authorize(emu), methods=["GET"]),
+        *ControlPlane(emu).routes(),
+    ]
     return Starlette(routes=routes, exception_handlers={BadRequest: _bad_request})
