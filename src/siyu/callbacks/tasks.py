@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
 from siyu.callbacks import actions, service
 from siyu.callbacks.handlers import Skip, apply_event
 from siyu.callbacks.models import InboxStatus
@@ -11,11 +14,43 @@ from siyu.core import audit
 from siyu.core.db import session_scope
 from siyu.core.tasks import enqueue_pending, huey
 from siyu.corp.models import Corp
-from siyu.wecom.callbacks import parse_event
+from siyu.wecom.callbacks import (
+    CallbackEvent,
+    ContactEvent,
+    ExternalChatEvent,
+    ExternalContactEvent,
+    ExternalTagEvent,
+    parse_event,
+)
 from siyu.wecom.client import client_for_corp
 from siyu.wecom.errors import WeComError
 
 log = logging.getLogger(__name__)
+
+
+def subject_of(event: CallbackEvent) -> str:
+    """What the event is about: events about one subject must not interleave their fetch and apply."""
+    if isinstance(event, ExternalContactEvent):
+        return f"customer:{event.external_user_id}"
+    if isinstance(event, ExternalChatEvent):
+        return f"group:{event.chat_id}"
+    if isinstance(event, ExternalTagEvent):
+        return "tags"
+    if isinstance(event, ContactEvent):
+        return "contacts"
+    return f"other:{event.event}"
+
+
+def lock_subject(session: Session, corp_id: int, subject: str) -> None:
+    """Hold a transaction lock on the subject while we re-fetch and apply.
+
+    Without it, on PostgreSQL two workers could fetch one customer at different moments and
+    commit in the other order, so a stale fetch (the follow still there) would undo a newer
+    deletion. SQLite needs nothing: the claim already holds its single write lock until commit.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"{corp_id}:{subject}"})
 
 
 def process_one(inbox_id: int) -> str:
@@ -28,6 +63,7 @@ def process_one(inbox_id: int) -> str:
             corp = session.get(Corp, row.corp_id)
             assert corp is not None  # inbox rows cascade with their corp
             event = parse_event(row.payload.encode())
+            lock_subject(session, row.corp_id, subject_of(event))
             try:
                 with client_for_corp(corp) as client:
                     counts = apply_event(session, row.corp_id, client, event)
