@@ -36,6 +36,9 @@ def load_tasks() -> None:
     import siyu.callbacks.tasks
     import siyu.outbox.tasks
     import siyu.sync.tasks  # noqa: F401
+    from siyu.outbox.actions import load_senders
+
+    load_senders()
 
 
 def build_consumer(workers: int = 2) -> Consumer:

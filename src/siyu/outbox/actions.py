@@ -9,6 +9,7 @@ WeCom or guarded here, so the rare retry after a lost answer does no harm.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,13 @@ class Sender:
 
 
 SENDERS: dict[str, Sender] = {}
+# The modules that register senders; loaded before sending, so every process knows every kind.
+SENDER_MODULES = ("siyu.tags.outbox", "siyu.tags.wecom_sync")
+
+
+def load_senders() -> None:
+    for name in SENDER_MODULES:
+        importlib.import_module(name)
 
 
 def register_sender(kind: str, send: SendFn, after: AfterFn | None = None) -> None:

@@ -25,6 +25,8 @@ def send_one(outbox_id: int) -> str:
                 return "gone"
             corp = session.get(Corp, row.corp_id)
             assert corp is not None
+            if row.kind not in actions.SENDERS:
+                actions.load_senders()
             sender = actions.SENDERS[row.kind]
             with client_for_corp(corp) as client:
                 result = sender.send(client, dict(row.payload))
