@@ -1,0 +1,476 @@
+"""The authorization matrix: every role × every object type × own / other department / other corp, read and write.
+
+One world (two corps; departments, one led by a staff member; employees; customers followed by
+different employees; tags; groups; a user per role with an API token) and one table. Each row is
+(method, path, object, expected status per role); adding an endpoint is adding a row. 2xx = allowed,
+403 = the role may not do this to the type at all, 404 = out of scope or another corp's, answered
+exactly like a missing id so ids cannot be probed. `test_every_api_endpoint_is_in_the_matrix`
+fails for an /api endpoint without a row, so new endpoints cannot skip the matrix.
+
+The world (objects named by whose they are):
+  corp A  departments 1 总部 ┬ 2 销售一部 (led by `leader`) ─ 4 华东组
+                             ├ 3 销售二部
+                             └ 5 客服部
+          employees staffer (dept 3), leader (dept 2), mate (dept 4), outsider (dept 5)
+          customers C_staffer, C_leader, C_mate, C_outsider — each followed by that employee only
+          groups    G_staffer, G_mate, G_outsider — owned by that employee
+          tags      TG_a / T_a (on every follow)
+  corp B  employee E_b, customer C_b, group G_b, tags TG_b / T_b, admin U_b with token K_b
+Roles: admin, operator, compliance (whole corp A); staff (= `staffer`: sees C_staffer only);
+leader (a staff user linked to `leader`: their departments 2 and 4, so C_leader and C_mate).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from huey.storage import MemoryStorage
+from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.accounts.actions import do_create_api_token, hash_password
+from siyu.accounts.auth import SESSION_COOKIE, csrf_token_for, session_cookie_value
+from siyu.accounts.models import ConsoleUser
+from siyu.app import create_app
+from siyu.contacts.models import CustomerExport
+from siyu.core.tasks import huey
+from siyu.corp.models import AuditLog
+from tests.console_api_support import (
+    add,
+    customer,
+    department,
+    employee,
+    follow,
+    follow_tag,
+    group_chat,
+    tag,
+    tag_group,
+)
+from tests.factories import make_corp
+
+ROLES = ("admin", "operator", "staff", "leader", "compliance")
+_HASH = hash_password("matrix-password")  # hashed once: argon2 is slow on purpose
+
+# Shorthands for the expected statuses, in ROLES order.
+ALL = 200
+NOBODY_404 = (404, 404, 404, 404, 404)
+
+
+def every(status: int) -> tuple[int, ...]:
+    return (status,) * len(ROLES)
+
+
+@dataclass
+class World:
+    ids: dict[str, int] = field(default_factory=dict)
+    api: dict[str, TestClient] = field(default_factory=dict)
+    page: dict[str, TestClient] = field(default_factory=dict)
+
+    def id_of(self, key: str, role: str) -> int:
+        """`self_user` / `self_token` / `self_export` are the acting role's own; anything else is a named object."""
+        own = {"self_user": "U", "self_token": "K", "self_export": "X"}
+        return self.ids[f"{own[key]}_{role}"] if key in own else self.ids[key]
+
+
+# --- the world --------------------------------------------------------------------------------
+
+
+def _user(db: sessionmaker[Session], corp_id: int, name: str, role: str, employee_id: int | None) -> ConsoleUser:
+    with db.begin() as s:
+        user = ConsoleUser(
+            corp_id=corp_id, username=name, display_name=name, password_hash=_HASH, role=role, employee_id=employee_id
+        )
+        s.add(user)
+    return user
+
+
+@cache
+def _app() -> FastAPI:
+    return create_app(configure=False)
+
+
+def _clients(world: World, role: str, user: ConsoleUser, raw_token: str) -> None:
+    app = _app()
+    world.api[role] = TestClient(app, headers={"Authorization": f"Bearer {raw_token}"}, follow_redirects=False)
+    page = TestClient(app, follow_redirects=False)
+    page.cookies.set(SESSION_COOKIE, session_cookie_value(user))
+    page.headers["X-CSRF-Token"] = csrf_token_for(user.id, user.session_version)
+    world.page[role] = page
+
+
+def _token(db: sessionmaker[Session], user: ConsoleUser) -> tuple[int, str]:
+    with db.begin() as s:
+        row, raw = do_create_api_token(s, user=s.merge(user), name="matrix")
+        return row.id, raw
+
+
+def _corp_a(db: sessionmaker[Session], w: World) -> int:
+    a = make_corp(db, wecom_corpid="wwcorpA", name="甲公司").corp_id
+    add(
+        db,
+        department(a, 1, "总部"),
+        department(a, 2, "销售一部", parent=1, leaders=["leader"]),
+        department(a, 3, "销售二部", parent=1),
+        department(a, 4, "华东组", parent=2),
+        department(a, 5, "客服部", parent=1),
+    )
+    homes = {"staffer": 3, "leader": 2, "mate": 4, "outsider": 5}
+    emp_ids = add(db, *(employee(a, who, departments=[d]) for who, d in homes.items()))
+    w.ids |= {f"E_{who}": i for who, i in zip(homes, emp_ids, strict=True)}
+    cust_ids = add(db, *(customer(a, f"客户-{who}") for who in homes))
+    w.ids |= {f"C_{who}": i for who, i in zip(homes, cust_ids, strict=True)}
+    follow_ids = add(db, *(follow(a, w.ids[f"E_{who}"], w.ids[f"C_{who}"]) for who in homes))
+    w.ids |= {f"F_{who}": i for who, i in zip(homes, follow_ids, strict=True)}
+    [w.ids["TG_a"]] = add(db, tag_group(a, "客户等级"))
+    [w.ids["T_a"]] = add(db, tag(a, w.ids["TG_a"], "重要"))
+    add(db, *(follow_tag(a, f, w.ids["T_a"]) for f in follow_ids))
+    [w.ids["C_shared"]] = add(db, customer(a, "共同客户"))
+    w.ids["F_shared_staffer"], w.ids["F_shared_outsider"] = add(
+        db, follow(a, w.ids["E_staffer"], w.ids["C_shared"]), follow(a, w.ids["E_outsider"], w.ids["C_shared"])
+    )
+    [w.ids["AU_a"]] = add(db, AuditLog(corp_id=a, actor="test", action="matrix.a", object_type="test"))
+    owners = ("staffer", "mate", "outsider")
+    group_ids = add(db, *(group_chat(a, who, f"群-{who}") for who in owners))
+    w.ids |= {f"G_{who}": i for who, i in zip(owners, group_ids, strict=True)}
+    w.ids["corp_a"] = a
+    return a
+
+
+def _corp_b(db: sessionmaker[Session], w: World) -> None:
+    b = make_corp(db, wecom_corpid="wwcorpB", name="乙公司").corp_id
+    add(db, department(b, 1, "总部"))
+    [w.ids["E_b"]] = add(db, employee(b, "staffer", departments=[1]))  # same userid as in A, on purpose
+    [w.ids["C_b"]] = add(db, customer(b, "乙客户"))
+    [w.ids["F_b"]] = add(db, follow(b, w.ids["E_b"], w.ids["C_b"]))
+    [w.ids["TG_b"]] = add(db, tag_group(b, "乙标签组"))
+    [w.ids["T_b"]] = add(db, tag(b, w.ids["TG_b"], "乙标签"))
+    [w.ids["G_b"]] = add(db, group_chat(b, "staffer", "乙群"))
+    [w.ids["AU_b"]] = add(db, AuditLog(corp_id=b, actor="test", action="matrix.b", object_type="test"))
+    user = _user(db, b, "b-admin", "admin", None)
+    w.ids["U_b"] = user.id
+    w.ids["K_b"], _ = _token(db, user)
+    [w.ids["X_b"]] = add(db, CustomerExport(corp_id=b, user_id=user.id, filters={}))
+    w.ids["corp_b"] = b
+
+
+def build_world(db: sessionmaker[Session]) -> World:
+    w = World()
+    a = _corp_a(db, w)
+    _corp_b(db, w)
+    links = {"staff": "E_staffer", "leader": "E_leader"}
+    for role in ROLES:
+        db_role = "staff" if role == "leader" else role
+        user = _user(db, a, f"a-{role}", db_role, w.ids.get(links.get(role, ""), None))
+        w.ids[f"U_{role}"] = user.id
+        w.ids[f"K_{role}"], raw = _token(db, user)
+        [w.ids[f"X_{role}"]] = add(db, CustomerExport(corp_id=a, user_id=user.id, filters={}))
+        _clients(w, role, user, raw)
+    other = _user(db, a, "a-other", "operator", None)  # someone else in the same corp, for their token and export
+    w.ids["U_other"] = other.id
+    w.ids["K_other"], _ = _token(db, other)
+    [w.ids["X_other"]] = add(db, CustomerExport(corp_id=a, user_id=other.id, filters={}))
+    return w
+
+
+@pytest.fixture
+def world(db: sessionmaker[Session]) -> Iterator[World]:
+    # WeCom writes are enqueued, never sent: the matrix is about who may, not about WeCom.
+    huey.immediate = False
+    huey.storage = MemoryStorage(name="matrix")
+    yield build_world(db)
+    huey.storage = MemoryStorage(name="matrix")
+
+
+# --- the table --------------------------------------------------------------------------------
+
+Body = dict[str, Any] | Callable[[World, str], dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str  # {id} (and {id2}) = the objects' ids
+    obj: str  # a World key, or "-" for none
+    expect: tuple[int, ...]  # one status per role, in ROLES order
+    body: Body = None
+    via: str = "api"  # "api" (bearer token) or "page" (console, session cookie)
+
+
+def _new_user(_w: World, role: str) -> dict[str, Any]:
+    return {"username": f"new-by-{role}", "password": "long-enough", "role": "operator"}
+
+
+CUSTOMERS = "C_staffer", "C_leader", "C_mate", "C_outsider", "C_b"
+# Who sees each customer (and its employee, follows, groups), in ROLES order.
+SEES = {
+    "staffer": (200, 200, 200, 404, 200),
+    "leader": (200, 200, 404, 200, 200),
+    "mate": (200, 200, 404, 200, 200),
+    "outsider": (200, 200, 404, 404, 200),
+    "shared": (200, 200, 200, 404, 200),  # followed by staffer and outsider
+    "b": NOBODY_404,
+}
+
+
+def write_of(read: tuple[int, ...], ok: int = 200) -> tuple[int, ...]:
+    """A customer write: what the role could read it may change (ok), but compliance changes nothing (403)."""
+    statuses = tuple(ok if st == 200 else st for st in read)
+    return (*statuses[:-1], 403)
+
+
+# (customer, follow) → expected for PUT …/follows/{id2}/tags
+FOLLOW_WRITES = {
+    "C_staffer,F_staffer": write_of(SEES["staffer"]),
+    "C_leader,F_leader": write_of(SEES["leader"]),
+    "C_mate,F_mate": write_of(SEES["mate"]),
+    "C_outsider,F_outsider": write_of(SEES["outsider"]),
+    "C_shared,F_shared_staffer": write_of(SEES["shared"]),
+    # staff see this customer, but not the other employee's follow of it
+    "C_shared,F_shared_outsider": write_of(SEES["outsider"]),
+    # a follow of another customer, named under a customer the role does see
+    "C_staffer,F_mate": write_of(NOBODY_404),
+    "C_b,F_b": write_of(NOBODY_404),
+}
+ADMIN_ONLY = (200, 403, 403, 403, 403)
+ADMIN_OPERATOR = (200, 200, 403, 403, 403)
+REDIRECT_ADMIN = (303, 403, 403, 403, 403)  # console forms answer a done write with a redirect
+
+
+def _per_customer(method: str, path: str, via: str = "api") -> list[Row]:
+    return [Row(method, path, f"C_{who}", SEES[who], via=via) for who in SEES]
+
+
+def _per_group(path: str, via: str = "api") -> list[Row]:
+    return [Row("GET", path, f"G_{who}", SEES[who], via=via) for who in ("staffer", "mate", "outsider", "b")]
+
+
+ADMIN_COMPLIANCE = (200, 403, 403, 403, 200)
+
+ROWS: list[Row] = [
+    # customers and follows (their tags) — scoped by whom the role's employees follow
+    Row("GET", "/api/customers", "-", every(200)),
+    *_per_customer("GET", "/api/customers/{id}"),
+    *_per_customer("GET", "/api/customers/{id}/timeline"),
+    *(
+        Row("PUT", "/api/customers/{id}/follows/{id2}/tags", pair, expect, {"tag_ids": []})
+        for pair, expect in FOLLOW_WRITES.items()
+    ),
+    # customer exports — anyone may export their scope; only the exporter sees the export
+    Row("POST", "/api/customers/exports", "-", every(202), {}),
+    Row("GET", "/api/customers/exports/{id}", "self_export", every(200)),
+    Row("GET", "/api/customers/exports/{id}", "X_other", NOBODY_404),
+    Row("GET", "/api/customers/exports/{id}", "X_b", NOBODY_404),
+    Row("GET", "/api/customers/exports/{id}/download", "self_export", every(409)),  # allowed, just not ready
+    Row("GET", "/api/customers/exports/{id}/download", "X_other", NOBODY_404),
+    Row("GET", "/api/customers/exports/{id}/download", "X_b", NOBODY_404),
+    # group chats — staff see the groups their scope's employees own
+    Row("GET", "/api/groups", "-", every(200)),
+    *_per_group("/api/groups/{id}"),
+    # settings — admin and operator read and test, admin changes and reveals secrets
+    Row("GET", "/api/settings/connection", "-", ADMIN_OPERATOR),
+    Row("PATCH", "/api/settings/connection", "-", ADMIN_ONLY, {"agent_id": "1000002"}),
+    Row("POST", "/api/settings/callback-secrets", "-", ADMIN_ONLY),
+    Row("POST", "/api/settings/test-connection", "-", ADMIN_OPERATOR),
+    Row("GET", "/api/settings/sync-progress", "-", ADMIN_OPERATOR),
+    # the audit log — admin and compliance
+    Row("GET", "/api/audit", "-", ADMIN_COMPLIANCE),
+    # users — admins only, their own corp only
+    Row("GET", "/api/users", "-", ADMIN_ONLY),
+    Row("POST", "/api/users", "-", (201, 403, 403, 403, 403), _new_user),
+    Row("GET", "/api/users/{id}", "U_staff", ADMIN_ONLY),
+    Row("GET", "/api/users/{id}", "U_b", (404, 403, 403, 403, 403)),
+    Row("PATCH", "/api/users/{id}", "U_other", ADMIN_ONLY, {"display_name": "改名"}),
+    Row("PATCH", "/api/users/{id}", "self_user", ADMIN_ONLY, {"display_name": "改名"}),
+    Row("PATCH", "/api/users/{id}", "U_b", (404, 403, 403, 403, 403), {"is_active": False}),
+    # API tokens — everyone their own, nobody anyone else's
+    Row("GET", "/api/tokens", "-", every(200)),
+    Row("POST", "/api/tokens", "-", every(201), {"name": "more"}),
+    Row("DELETE", "/api/tokens/{id}", "self_token", every(204)),
+    Row("DELETE", "/api/tokens/{id}", "K_other", NOBODY_404),
+    Row("DELETE", "/api/tokens/{id}", "K_b", NOBODY_404),
+    # corp settings and sync — admin and operator read, admin changes, operator may sync
+    Row("GET", "/api/corps", "-", ADMIN_OPERATOR),
+    Row("GET", "/api/corps/{id}", "corp_a", ADMIN_OPERATOR),
+    Row("GET", "/api/corps/{id}", "corp_b", (404, 404, 403, 403, 403)),
+    Row("POST", "/api/corps/{id}/sync", "corp_a", (202, 202, 403, 403, 403), {}),
+    Row("POST", "/api/corps/{id}/sync", "corp_b", (404, 404, 403, 403, 403), {}),
+    Row("GET", "/api/corps/{id}/sync-runs", "corp_a", ADMIN_OPERATOR),
+    Row("GET", "/api/corps/{id}/sync-runs", "corp_b", (404, 404, 403, 403, 403)),
+    Row("GET", "/api/corps/{id}/callbacks", "corp_a", ADMIN_OPERATOR),
+    Row("GET", "/api/corps/{id}/callbacks", "corp_b", (404, 404, 403, 403, 403)),
+    # employees and departments — everyone reads (scoped lists are checked below)
+    Row("GET", "/api/employees", "-", every(200)),
+    Row("GET", "/api/departments", "-", every(200)),
+    # tag groups and tags — everyone reads their corp's, admin and operator write
+    Row("GET", "/api/tag-groups", "-", every(200)),
+    Row("GET", "/api/tags", "-", every(200)),
+    Row("GET", "/api/tag-groups/{id}", "TG_a", every(200)),
+    Row("GET", "/api/tag-groups/{id}", "TG_b", NOBODY_404),
+    Row("GET", "/api/tags/{id}", "T_a", every(200)),
+    Row("GET", "/api/tags/{id}", "T_b", NOBODY_404),
+    Row("POST", "/api/tag-groups", "-", (201, 201, 403, 403, 403), {"name": "新组", "tags": [{"name": "新标签"}]}),
+    Row("PATCH", "/api/tag-groups/{id}", "TG_a", ADMIN_OPERATOR, {"name": "改名组"}),
+    Row("PATCH", "/api/tag-groups/{id}", "TG_b", (404, 404, 403, 403, 403), {"name": "改名组"}),
+    Row("DELETE", "/api/tag-groups/{id}", "TG_a", (202, 202, 403, 403, 403)),
+    Row("DELETE", "/api/tag-groups/{id}", "TG_b", (404, 404, 403, 403, 403)),
+    Row("POST", "/api/tag-groups/{id}/tags", "TG_a", (201, 201, 403, 403, 403), {"name": "又一个"}),
+    Row("POST", "/api/tag-groups/{id}/tags", "TG_b", (404, 404, 403, 403, 403), {"name": "又一个"}),
+    Row("PATCH", "/api/tags/{id}", "T_a", ADMIN_OPERATOR, {"name": "改名"}),
+    Row("PATCH", "/api/tags/{id}", "T_b", (404, 404, 403, 403, 403), {"name": "改名"}),
+    Row("DELETE", "/api/tags/{id}", "T_a", (202, 202, 403, 403, 403)),
+    Row("DELETE", "/api/tags/{id}", "T_b", (404, 404, 403, 403, 403)),
+    # dashboard — everyone (its numbers are scoped: see test_the_dashboard_counts_only_what_the_role_sees)
+    Row("GET", "/api/dashboard", "-", every(200)),
+    # console pages
+    Row("GET", "/", "-", every(200), via="page"),
+    Row("GET", "/users", "-", (200, 403, 403, 403, 403), via="page"),
+    Row("GET", "/account/tokens", "-", every(200), via="page"),
+    Row("POST", "/account/tokens/{id}/revoke", "K_other", NOBODY_404, via="page"),
+    Row("POST", "/users/{id}/active", "U_other", REDIRECT_ADMIN, {"active": "false"}, "page"),
+    Row("POST", "/users/{id}/active", "U_b", (404, 403, 403, 403, 403), {"active": "false"}, "page"),
+    Row("GET", "/employees", "-", every(200), via="page"),
+    Row("GET", "/tags", "-", every(200), via="page"),
+    Row("GET", "/customers", "-", every(200), via="page"),
+    *_per_customer("GET", "/customers/{id}", via="page"),
+    *_per_customer("GET", "/customers/{id}/timeline", via="page"),
+    Row("GET", "/customers/{id}/follows/{id2}", "C_shared,F_shared_staffer", SEES["shared"], via="page"),
+    Row("GET", "/customers/{id}/follows/{id2}", "C_shared,F_shared_outsider", SEES["outsider"], via="page"),
+    Row("GET", "/customers/exports/{id}", "self_export", every(200), via="page"),
+    Row("GET", "/customers/exports/{id}", "X_other", NOBODY_404, via="page"),
+    Row("GET", "/groups", "-", every(200), via="page"),
+    *_per_group("/groups/{id}", via="page"),
+    Row("GET", "/settings", "-", ADMIN_OPERATOR, via="page"),
+    Row("GET", "/audit", "-", ADMIN_COMPLIANCE, via="page"),
+]
+
+
+def _cases() -> Iterator[Any]:
+    for row in ROWS:
+        for role, status in zip(ROLES, row.expect, strict=True):
+            yield pytest.param(role, row, status, id=f"{role}:{row.method} {row.path}:{row.obj}")
+
+
+def _request(world: World, role: str, row: Row) -> Any:
+    path = row.path
+    if row.obj != "-":  # "C_x" fills {id}; "C_x,F_y" fills {id} and {id2}
+        for placeholder, key in zip(("{id}", "{id2}"), row.obj.split(","), strict=False):
+            path = path.replace(placeholder, str(world.id_of(key, role)))
+    body = row.body(world, role) if callable(row.body) else row.body
+    client = world.api[role] if row.via == "api" else world.page[role]
+    if row.via == "page" and body is not None:
+        return client.request(row.method, path, data=body)
+    return client.request(row.method, path, json=body)
+
+
+@pytest.mark.parametrize(("role", "row", "status"), list(_cases()))
+def test_matrix(world: World, role: str, row: Row, status: int) -> None:
+    # when the role asks
+    r = _request(world, role, row)
+    # then it gets exactly the expected answer; refusals carry a code, and 404 reads like a missing id
+    assert r.status_code == status, f"{role} {row.method} {row.path} [{row.obj}]: {r.status_code} {r.text[:300]}"
+    if status in (403, 404) and row.via == "api":
+        assert r.json()["detail"][0]["code"] == ("forbidden" if status == 403 else "not_found")
+
+
+def test_a_404_for_another_corps_object_reads_exactly_like_a_missing_one(world: World) -> None:
+    # given the admin of corp A, an id of corp B's and an id that does not exist
+    client = world.api["admin"]
+    # when / then the bodies match apart from the id itself
+    theirs = client.get(f"/api/tags/{world.ids['T_b']}").json()["detail"][0]
+    missing = client.get("/api/tags/99999999").json()["detail"][0]
+    assert theirs["code"] == missing["code"] == "not_found"
+    assert theirs["msg"].replace(str(world.ids["T_b"]), "N") == missing["msg"].replace("99999999", "N")
+
+
+# --- lists: each role sees exactly its scope --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListRow:
+    path: str
+    universe: tuple[str, ...]  # the World keys of every object of this type, both corps
+    visible: dict[str, frozenset[str]]  # role → the keys it sees (roles left out are refused: see ROWS)
+
+
+def _scoped(prefix: str, owners: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    """Per role, the objects (prefix + owner) whose owner the role may see, from SEES."""
+    return {role: frozenset(f"{prefix}{o}" for o in owners if SEES[o][i] == 200) for i, role in enumerate(ROLES)}
+
+
+def _same(keys: set[str], roles: tuple[str, ...] = ROLES) -> dict[str, frozenset[str]]:
+    return dict.fromkeys(roles, frozenset(keys))
+
+
+EMPLOYEES = ("staffer", "leader", "mate", "outsider")
+USERS_A = {"U_admin", "U_staff", "U_other"}
+CUSTOMER_OWNERS = ("staffer", "leader", "mate", "outsider", "shared")
+GROUP_OWNERS = ("staffer", "mate", "outsider")
+LIST_ROWS: list[ListRow] = [
+    ListRow("/api/customers", tuple(f"C_{o}" for o in (*CUSTOMER_OWNERS, "b")), _scoped("C_", CUSTOMER_OWNERS)),
+    ListRow("/api/employees", tuple(f"E_{o}" for o in (*EMPLOYEES, "b")), _scoped("E_", EMPLOYEES)),
+    ListRow("/api/groups", tuple(f"G_{o}" for o in (*GROUP_OWNERS, "b")), _scoped("G_", GROUP_OWNERS)),
+    ListRow(
+        "/api/users", ("U_admin", "U_staff", "U_other", "U_b"), _same({"U_admin", "U_staff", "U_other"}, ("admin",))
+    ),
+    ListRow("/api/tags", ("T_a", "T_b"), _same({"T_a"})),
+    ListRow("/api/tag-groups", ("TG_a", "TG_b"), _same({"TG_a"})),
+    ListRow("/api/audit", ("AU_a", "AU_b"), _same({"AU_a"}, ("admin", "compliance"))),
+    ListRow("/api/tokens", tuple(f"K_{r}" for r in (*ROLES, "other", "b")), {r: frozenset({f"K_{r}"}) for r in ROLES}),
+]
+
+
+def _list_cases() -> Iterator[Any]:
+    for row in LIST_ROWS:
+        for role, visible in row.visible.items():
+            yield pytest.param(role, row, visible, id=f"{role}:{row.path}")
+
+
+def _ids_in(payload: Any) -> set[int]:
+    items = payload["items"] if isinstance(payload, dict) else payload
+    return {item["id"] for item in items}
+
+
+@pytest.mark.parametrize(("role", "row", "visible"), list(_list_cases()))
+def test_lists_show_exactly_the_roles_scope(world: World, role: str, row: ListRow, visible: frozenset[str]) -> None:
+    # when the role lists the objects
+    r = world.api[role].get(row.path, params={"limit": 200})
+    # then of all the objects of that type, in both corps, exactly those in scope come back
+    assert r.status_code == 200, r.text
+    by_id = {world.ids[key]: key for key in row.universe}
+    shown = {by_id[i] for i in _ids_in(r.json()) if i in by_id}
+    assert shown == visible
+
+
+@pytest.mark.parametrize(
+    ("role", "customers"), [("admin", 5), ("operator", 5), ("compliance", 5), ("staff", 2), ("leader", 2)]
+)
+def test_the_dashboard_counts_only_what_the_role_sees(world: World, role: str, customers: int) -> None:
+    r = world.api[role].get("/api/dashboard")
+    assert r.status_code == 200, r.text
+    assert r.json()["customers_total"] == customers
+
+
+# --- the matrix covers every endpoint ---------------------------------------------------------
+
+NOT_USER_FACING = {("GET", "/wecom/callback/{}"), ("POST", "/wecom/callback/{}"), ("GET", "/healthz")}
+
+
+def _shape(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def test_every_api_endpoint_is_in_the_matrix() -> None:
+    # given every operation the app publishes in its OpenAPI
+    spec = create_app(configure=False).openapi()
+    published = {(m.upper(), _shape(p)) for p, ops in spec["paths"].items() for m in ops} - NOT_USER_FACING
+    # then each has at least one row (lists count for their GET)
+    covered = {(r.method, _shape(r.path)) for r in ROWS if r.via == "api"}
+    covered |= {("GET", _shape(r.path)) for r in LIST_ROWS}
+    missing = sorted(published - covered)
+    assert not missing, f"add matrix rows for: {missing}"

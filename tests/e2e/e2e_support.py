@@ -1,0 +1,68 @@
+"""Helpers for the browser tests (the fixtures are in conftest.py): sign in, screenshots, test data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.sync_api import Page
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from siyu.contacts.models import Customer, Employee, Follow
+from siyu.core import db as core_db
+from siyu.wecom.emulator.server import RunningEmulator
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "e2e-password-1"
+# Usernames are the role names; staff is an employee who leads no department, staff_lead one who does.
+ROLES = ("admin", "operator", "staff", "staff_lead", "compliance")
+
+
+@dataclass
+class Stack:
+    """A running siyu with a synced corp."""
+
+    base_url: str
+    emulator: RunningEmulator
+    corp_id: int
+    engine: Engine
+    employees: dict[str, str] = field(default_factory=dict)  # staff username → employee userid
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def signed_in(page: Page, role: str, *, next_path: str = "/") -> Page:
+    """Sign `page` in as the user for `role` (see ROLES) through the real form."""
+    page.goto(f"/login?next={next_path}")
+    page.fill("input[name=username]", role)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("form[action='/login'] button[type=submit]")
+    assert "/login" not in page.url, f"sign-in as {role} failed: {page.url}"
+    return page
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Keep a full-page screenshot as a test artifact (test-artifacts/ is git-ignored)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{re.sub(r'[^a-z0-9_-]+', '-', name.lower())}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # a sticky header would otherwise land mid-page
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def followed_customer(stack: Stack, username: str) -> tuple[int, int, str]:
+    """(customer id, follow id, external_userid) of one active customer the staff user follows."""
+    with core_db.session_scope() as session:
+        row = session.execute(
+            select(Customer.id, Follow.id, Customer.external_userid)
+            .join(Follow, Follow.customer_id == Customer.id)
+            .join(Employee, Employee.id == Follow.employee_id)
+            .where(Employee.userid == stack.employees[username], Follow.status == "active")
+            .order_by(Customer.id)
+            .limit(1)
+        ).one()
+    return int(row[0]), int(row[1]), str(row[2])
