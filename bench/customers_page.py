@@ -481,7 +481,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         who = actors(engine, corp_id)
         result: dict[str, Any] = {"machine": machine(), "backend": db.backend, "counts": counts, "load_s": load_s}
         result["rows"] = _measure(engine, corp_id, who, args)
-        if shape.tiny:
+        if shape.tiny and not args.schema:  # the brute force needs the data this run generated
             result["verified"] = _verify(data, who, cases(engine))
         if args.explain:
             _explain(engine, who, cases(engine))
@@ -490,15 +490,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 @contextmanager
 def _database(args: argparse.Namespace) -> Iterator[BenchDatabase]:
-    """A fresh temp schema, or (--schema, with --keep of an earlier run) one already loaded."""
-    if not args.schema:
-        with bench_database(args.pg, keep=args.keep) as db:
+    """A fresh temp schema (dropped after), a kept one (--keep, PostgreSQL), or an already loaded one (--schema)."""
+    if not args.schema and not (args.keep and args.pg):
+        with bench_database(args.pg) as db:
             yield db
         return
+    schema = args.schema or f"bench_customers_{os.getpid()}"
+    if not args.schema:
+        admin = sa.create_engine(args.pg, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        print(f"keeping schema {schema} (re-run with --schema {schema}; drop it when done)", file=sys.stderr)
     sep = "&" if "?" in args.pg else "?"
-    workdir = Path(tempfile.mkdtemp(prefix="siyu-bench-"))
-    url = f"{args.pg}{sep}options=" + quote(f"-csearch_path={args.schema}")
-    yield BenchDatabase(url, f"sqlite:///{workdir / 'queue.db'}", workdir)
+    url = f"{args.pg}{sep}options=" + quote(f"-csearch_path={schema}")
+    db = BenchDatabase(url, f"sqlite:///{Path(tempfile.mkdtemp(prefix='siyu-bench-')) / 'queue.db'}", Path("."))
+    if not args.schema:
+        from siyu.core.migrate import upgrade
+
+        upgrade(url=url)
+    yield db
 
 
 def _counts(engine: sa.Engine) -> dict[str, int]:
@@ -565,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of every case (PostgreSQL)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--schema", help="measure an already loaded PostgreSQL schema (no load, not dropped)")
-    parser.add_argument("--keep", action="store_true", help="do not drop the temp schema (to re-run with --schema)")
+    parser.add_argument("--keep", action="store_true", help="PostgreSQL: keep the loaded schema (re-run with --schema)")
     args = parser.parse_args(argv)
     result = run(args)
     print(f"\n{result['counts']} on {result['backend']}, {args.requests} calls per row, server time in ms\n")

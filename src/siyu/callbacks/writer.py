@@ -70,9 +70,9 @@ class InboxWriter:
             for _, future in batch:
                 future.set_exception(exc)
             return
+        _enqueue([i for i in ids if i is not None])  # before answering: an acknowledged event is also queued
         for (_, future), inbox_id in zip(batch, ids, strict=True):
             future.set_result(inbox_id)
-        _enqueue([i for i in ids if i is not None])
 
 
 def _enqueue(inbox_ids: list[int]) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Select,
     Text,
@@ -65,6 +66,8 @@ from siyu.tags.models import FollowTag, Tag, TagGroup
 from siyu.timeline.models import CustomerEvent
 
 MAX_PAGE = 200
+# Below this many candidate follows, sort their customers instead of walking the corp (see _small_candidate_set).
+SMALL_SET = 5000
 # WeCom's add_way codes (externalcontact/get follow_user.add_way); labels are msgids for the console.
 ADD_WAYS = {
     0: "Unknown source",
@@ -128,6 +131,9 @@ def list_statement(
     """The page query itself (the benchmark EXPLAINs it)."""
     column, descending = _SORT_COLUMNS[filters.sort]
     stmt = select(Customer).where(*_where(session, actor, filters))
+    candidates = _small_candidate_set(session, actor, filters)
+    if candidates is not None:
+        stmt = stmt.where(Customer.id.in_(select(candidates.c.customer_id)))
     if after:
         stmt = stmt.where(_after(filters.sort, column, descending, after))
     keys = [Customer.id] if column is None else [column, Customer.id]
@@ -179,7 +185,49 @@ def _where(session: Session, actor: Actor, f: CustomerFilters) -> list[ColumnEle
     clauses.extend(_tag_clauses(actor, f))
     if f.q:
         clauses.append(_search(actor, f.q))
+    if f.added_to:
+        # Implied, not extra: a customer with a follow added before the end was itself added before it
+        # (added_at is its earliest follow). It lets the newest-first walk start at the range's end
+        # instead of stepping over every later customer (3.4 s → ms at 1M).
+        clauses.append(Customer.added_at < _end_of(f.added_to, _corp_zone(session, actor.corp_id)))
     return clauses
+
+
+def _small_candidate_set(session: Session, actor: Actor, f: CustomerFilters) -> CTE | None:
+    """On PostgreSQL, the customer ids of a small follow set every result must come from, or None.
+
+    Walking the sort index and probing each customer is fast while matches are dense, and slow when
+    they are rare: a staff member's 1,500 follows among 1M customers meant stepping over ~30,000
+    customers (0.5 s). So the most selective follow-side set — the scope with the follow filters, or
+    a tag's follows — is counted (index-only, capped); when it is small it is materialized first and
+    only its customers are sorted (~10 ms). The planner cannot see this from its estimates.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    best: tuple[int, Select[tuple[int]]] | None = None
+    for candidate in _candidate_sets(session, actor, f):
+        capped = select(func.count()).select_from(candidate.limit(SMALL_SET + 1).subquery())
+        size = int(session.scalar(capped) or 0)
+        if size <= SMALL_SET and (best is None or size < best[0]):
+            best = (size, candidate)
+    return None if best is None else best[1].cte("candidates").prefix_with("MATERIALIZED")
+
+
+def _candidate_sets(session: Session, actor: Actor, f: CustomerFilters) -> list[Select[tuple[int]]]:
+    scope = [] if actor.scope_employee_ids is None else [Follow.employee_id.in_(sorted(actor.scope_employee_ids))]
+    sets = []
+    conditions = _follow_conditions(session, actor, f) or []
+    if conditions or scope:
+        sets.append(select(Follow.customer_id).where(Follow.corp_id == actor.corp_id, *scope, *conditions))
+    if f.tag_ids and f.tag_mode != TagMode.NONE:
+        tags = sorted(set(f.tag_ids)) if f.tag_mode == TagMode.ANY else sorted(set(f.tag_ids))[:1]
+        tagged = (
+            select(Follow.customer_id)
+            .join(FollowTag, FollowTag.follow_id == Follow.id)
+            .where(FollowTag.tag_id.in_(tags), Follow.corp_id == actor.corp_id, *scope)
+        )
+        sets.append(tagged)
+    return sets
 
 
 def _visible_follow(actor: Actor) -> ColumnElement[bool]:
@@ -203,7 +251,7 @@ def _follow_conditions(session: Session, actor: Actor, f: CustomerFilters) -> li
         if f.added_from:
             conditions.append(Follow.created_at >= datetime.combine(f.added_from, time(), zone))
         if f.added_to:
-            conditions.append(Follow.created_at < datetime.combine(f.added_to + timedelta(days=1), time(), zone))
+            conditions.append(Follow.created_at < _end_of(f.added_to, zone))
     if f.status == "ended":
         conditions.append(Follow.status != FollowStatus.ACTIVE)
     elif f.status:
@@ -211,12 +259,18 @@ def _follow_conditions(session: Session, actor: Actor, f: CustomerFilters) -> li
     return conditions
 
 
+def _end_of(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), zone)
+
+
 def _employee_filter(session: Session, actor: Actor, f: CustomerFilters) -> set[int] | None:
-    """The employees the follow must belong to (explicit ids ∩ department subtree), or None: any."""
+    """The employees the follow must belong to (explicit ids ∩ department subtree ∩ scope), or None: any."""
     chosen: set[int] | None = set(f.employee_ids) if f.employee_ids else None
     if f.department_id is not None:
         in_department = department_employee_ids(session, corp_id=actor.corp_id, department_id=f.department_id)
         chosen = in_department if chosen is None else chosen & in_department
+    if chosen is not None and actor.scope_employee_ids is not None:
+        chosen &= actor.scope_employee_ids
     return chosen
 
 
