@@ -259,7 +259,8 @@ def do_upsert_contacts_by_type(
         session, FOLLOW, corp_id=corp_id, key=("customer_id", "employee_id"), rows=rows, corp_filter=False
     )
     mark_seen(session, FOLLOW, upserted.ids.values(), run_id)
-    do_record_follows_added(session, corp_id=corp_id, follow_ids=upserted.ids.values(), actor=_mirror_actor(run_id))
+    # Only follows this page inserted or rewrote (e.g. re-activated) can be newly added: a re-sync checks none.
+    do_record_follows_added(session, corp_id=corp_id, follow_ids=upserted.written_ids, actor=_mirror_actor(run_id))
     do_refresh_added_at(session, customer_ids=customer_ids.values())
     wanted_tags = {upserted.ids[(customer_ids[ext], staff[info.userid])]: info.corp_tag_ids() for ext, info in follows}
     tag_counts = _replace_follow_tags(session, corp_id, wanted_tags)

@@ -102,6 +102,8 @@ class Follow(Base):
         # Customers page: staff scope / employee filter, and the added-date range filter.
         Index("ix_follow_employee_customer", "employee_id", "customer_id"),
         Index("ix_follow_corp_created", "corp_id", "created_at"),
+        # the dashboard's "lost today" and 30-day trend
+        Index("ix_follow_corp_ended", "corp_id", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

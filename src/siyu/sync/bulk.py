@@ -37,6 +37,8 @@ class Upserted:
     ids: dict[Key, int] = field(default_factory=dict)
     # Rows in the selected scope (same first key value) that were not desired: for set replacement.
     extra_ids: list[int] = field(default_factory=list)
+    # Ids of the rows this call inserted or rewrote (unchanged rows are not here).
+    written_ids: list[int] = field(default_factory=list)
 
 
 def total(changes: Mapping[str, Counts]) -> Counts:
@@ -96,11 +98,13 @@ def upsert_rows(
     ]
     _update_by_id(session, table, changed)
     result.counts.updated = len(changed)
+    result.written_ids = [row["_id"] for row in changed]
     result.ids = {k: r["id"] for k, r in existing.items() if k in desired}
     new_rows = [{"corp_id": corp_id, **row} for k, row in desired.items() if k not in existing]
     inserted = _insert_returning_keys(session, table, key, new_rows)
     result.counts.added = len(inserted)
     result.ids.update(inserted)
+    result.written_ids.extend(inserted.values())
     if len(result.ids) < len(desired):
         missing = [k for k in desired if k not in result.ids]
         result.ids.update(_ids_for(session, table, corp_id if corp_filter else None, key, missing))

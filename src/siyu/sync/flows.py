@@ -16,11 +16,13 @@ page of customers at a time, plus the list of follow userids.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
@@ -45,6 +47,7 @@ from siyu.sync.models import SyncRun, SyncStatus
 from siyu.sync.service import get_live_run, get_resumable_run
 from siyu.tags.actions import do_sync_corp_tags_by_type
 from siyu.tags.models import FollowTag
+from siyu.timeline.models import CustomerEvent
 from siyu.wecom import payloads
 from siyu.wecom.errors import NotFoundError
 
@@ -65,7 +68,12 @@ OBJECT_TYPES = (
     "group_members",
 )
 # Tables a sync fills from empty, whose planner statistics it refreshes as they grow.
-CONTACT_TABLES: tuple[Table, ...] = (Customer.__table__, Follow.__table__, FollowTag.__table__)
+CONTACT_TABLES: tuple[Table, ...] = (
+    Customer.__table__,
+    Follow.__table__,
+    FollowTag.__table__,
+    CustomerEvent.__table__,
+)
 GROUP_TABLES: tuple[Table, ...] = (GroupChat.__table__, GroupMember.__table__)
 CONTACT_PAGE_LIMIT = 100
 GROUP_PAGE_LIMIT = 100
@@ -128,7 +136,7 @@ class _Run:
     def done(self, stage: str) -> bool:
         return stage in self.checkpoint.get("done", [])
 
-    def commit_page(self, session: Session, changes: Changes, *, stage: str, state: Any = None) -> None:
+    def commit_page(self, session: Session, changes: Changes, *, stage: str, state: Any = None, pages: int = 1) -> None:
         """Advance the checkpoint in the page's own transaction (the caller's session_scope commits)."""
         checkpoint = dict(self.checkpoint)
         if state is None:
@@ -137,14 +145,14 @@ class _Run:
         else:
             checkpoint[stage] = state
         merged = add_changes({k: Counts(**v.as_dict()) for k, v in self.changes.items()}, changes)
-        stats = {"pages": self.pages + 1, "changes": {k: v.as_dict() for k, v in merged.items()}}
+        stats = {"pages": self.pages + pages, "changes": {k: v.as_dict() for k, v in merged.items()}}
         session.execute(
             update(SyncRun)
             .where(SyncRun.id == self.run_id)
             .values(checkpoint=checkpoint, stats=stats, heartbeat_at=now_utc())
         )
         session.flush()
-        self.checkpoint, self.changes, self.pages = checkpoint, merged, self.pages + 1
+        self.checkpoint, self.changes, self.pages = checkpoint, merged, self.pages + pages
 
 
 def run_sync(
@@ -310,23 +318,98 @@ def _sync_tags(run: _Run) -> None:
 
 def _sync_customers(run: _Run) -> None:
     """batch/get_by_user over the follow users, ≤100 userids a batch, each cursor page a transaction."""
-    state = run.checkpoint.get("customers") or _start_customers(run)
+    start = run.checkpoint.get("customers") or _start_customers(run)
     size = max(1, min(100, get_settings().sync_batch_size))
-    userids: list[str] = state["follow_userids"]
+    userids: list[str] = start["follow_userids"]
     batches = [userids[i : i + size] for i in range(0, len(userids), size)]
-    seen = int(state.get("seen", 0))
-    while state["batch"] < len(batches):
-        page = run.source.batch_get_by_user(batches[state["batch"]], cursor=state["cursor"], limit=CONTACT_PAGE_LIMIT)
-        seen += len(page.external_contact_list)
-        state = _next_contact_state(state, page.next_cursor, seen)
+    for group in _prefetched(_contact_pages(run.source, batches, start)):
         with session_scope() as session:
-            changes = do_upsert_contact_page(session, run.corp_id, page.external_contact_list, run_id=run.run_id)
-            run.commit_page(session, changes, stage="customers", state=state)
-        _keep_planner_stats_fresh(run.pages, CONTACT_TABLES)
-        run.progress(seen, None, "customers")
+            changes: Changes = {}
+            for page, _state in group:
+                add_changes(
+                    changes, do_upsert_contact_page(session, run.corp_id, page.external_contact_list, run_id=run.run_id)
+                )
+            state = group[-1][1]
+            run.commit_page(session, changes, stage="customers", state=state, pages=len(group))
+        _keep_planner_stats_fresh(run.pages - len(group), run.pages, CONTACT_TABLES)
+        run.progress(int(state["seen"]), None, "customers")
     with session_scope() as session:
         removed = do_end_unseen_follows(session, run.corp_id, run_id=run.run_id, started_at=run.started_at)
         run.commit_page(session, {"follows": removed}, stage="customers")
+
+
+def _contact_pages(
+    source: SyncSource, batches: list[list[str]], state: dict[str, Any]
+) -> Iterator[tuple[payloads.ContactPage, dict[str, Any]]]:
+    """Each page with the checkpoint state that follows it; the next cursor needs only the last answer."""
+    seen = int(state.get("seen", 0))
+    while state["batch"] < len(batches):
+        page = source.batch_get_by_user(batches[state["batch"]], cursor=state["cursor"], limit=CONTACT_PAGE_LIMIT)
+        seen += len(page.external_contact_list)
+        state = _next_contact_state(state, page.next_cursor, seen)
+        yield page, state
+
+
+_T = TypeVar("_T")
+_DONE = object()
+
+
+def _prefetched(pages: Iterator[_T], depth: int = 4) -> Iterator[list[_T]]:
+    """Fetch pages on a thread while the caller writes, and hand over every page already fetched.
+
+    WeCom and the database overlap, and pages that arrived while the last ones were written share
+    one transaction (at most `depth`), so commits cost less when writing is the bottleneck. A
+    fetch error is raised after the pages fetched before it have been handed over (and
+    committed), so a resume starts exactly where the crash happened. If the caller stops early,
+    the fetcher stops at its next page.
+    """
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    fetcher = threading.Thread(target=_fetch_into, args=(pages, buffer, stop), name="siyu-sync-prefetch", daemon=True)
+    fetcher.start()
+    try:
+        while True:
+            group, ending = _take_available(buffer, depth)
+            if group:
+                yield group
+            if ending is _DONE:
+                return
+            if isinstance(ending, BaseException):
+                raise ending
+    finally:
+        stop.set()
+
+
+def _take_available(buffer: queue.Queue[Any], limit: int) -> tuple[list[Any], Any]:
+    """Block for one item, then take whatever else is ready; a sentinel or error ends the group."""
+    group: list[Any] = []
+    item = buffer.get()
+    while True:
+        if item is _DONE or isinstance(item, BaseException):
+            return group, item
+        group.append(item)
+        if len(group) >= limit:
+            return group, None
+        try:
+            item = buffer.get_nowait()
+        except queue.Empty:
+            return group, None
+
+
+def _fetch_into(pages: Iterator[Any], buffer: queue.Queue[Any], stop: threading.Event) -> None:
+    try:
+        for item in pages:
+            while not stop.is_set():
+                try:
+                    buffer.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        buffer.put(_DONE)
+    except BaseException as exc:  # handed to the caller's thread
+        buffer.put(exc)
 
 
 def _start_customers(run: _Run) -> dict[str, Any]:
@@ -351,19 +434,26 @@ def _sync_groups(run: _Run) -> None:
         with session_scope() as session:
             changes = do_upsert_group_chats(session, run.corp_id, details, run_id=run.run_id)
             run.commit_page(session, changes, stage="groups", state=state)
-        _keep_planner_stats_fresh(run.pages, GROUP_TABLES)
+        _keep_planner_stats_fresh(run.pages - 1, run.pages, GROUP_TABLES)
         run.progress(seen, None, "groups")
     with session_scope() as session:
         dismissed = do_dismiss_unlisted_group_chats(session, run.corp_id, run_id=run.run_id, started_at=run.started_at)
         run.commit_page(session, {"group_chats": dismissed}, stage="groups")
 
 
-def _keep_planner_stats_fresh(pages: int, tables: Sequence[Table]) -> None:
-    """Re-ANALYZE whenever the run's page count reaches a power of 4: O(log pages) times as tables grow."""
-    if pages & (pages - 1) or pages.bit_length() % 2 == 0:
+def _keep_planner_stats_fresh(before: int, after: int, tables: Sequence[Table]) -> None:
+    """Re-ANALYZE whenever the run's page count passes a power of 4: O(log pages) times as tables grow."""
+    if _power_of_4_floor(after) == _power_of_4_floor(before):
         return
     with session_scope() as session:
         refresh_planner_stats(session, tables)
+
+
+def _power_of_4_floor(pages: int) -> int:
+    level = 0
+    while pages >= 4 ** (level + 1):
+        level += 1
+    return level if pages else -1
 
 
 def _group_details(

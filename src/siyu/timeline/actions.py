@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, and_, exists, insert, literal, select
+from sqlalchemy import JSON, ColumnElement, and_, insert, literal, select
 from sqlalchemy.orm import Session
 
 from siyu.contacts.models import Customer, Employee, Follow
@@ -64,37 +64,47 @@ def do_record_event(
 
 
 def do_record_follows_added(session: Session, *, corp_id: int, follow_ids: Iterable[int], actor: str) -> int:
-    """follow_added at WeCom's createtime for each follow that has none yet: one SELECT + one INSERT a chunk.
+    """follow_added at WeCom's createtime for each follow that has none yet: two SELECTs + one INSERT a chunk.
 
     Keyed on (customer, employee) rather than on "this write inserted the row", so a sync
-    after a callback (or a re-run) never records the same add twice.
+    after a callback (or a re-run) never records the same add twice. The recorded ones are
+    read by an IN list on customer_id (an index probe), not an anti-join: PostgreSQL would
+    hash-join against a sequential scan of the whole timeline on every page of a sync.
     """
     recorded = 0
     for part in chunks(sorted(set(follow_ids))):
-        already = exists().where(
-            CustomerEvent.customer_id == Follow.customer_id,
-            CustomerEvent.employee_id == Follow.employee_id,
-            CustomerEvent.kind == EventKind.FOLLOW_ADDED,
-        )
-        stmt = select(Follow.customer_id, Follow.employee_id, Follow.created_at, Follow.state, Follow.add_way).where(
-            Follow.id.in_(part), ~already
-        )
+        follows = session.execute(
+            select(Follow.customer_id, Follow.employee_id, Follow.created_at, Follow.state, Follow.add_way).where(
+                Follow.id.in_(part)
+            )
+        ).all()
+        seen = _recorded_adds(session, {f.customer_id for f in follows})
         rows = [
             {
                 "corp_id": corp_id,
-                "customer_id": r.customer_id,
-                "employee_id": r.employee_id,
+                "customer_id": f.customer_id,
+                "employee_id": f.employee_id,
                 "kind": EventKind.FOLLOW_ADDED.value,
                 "actor": actor,
-                "detail": {"state": r.state, "add_way": r.add_way},
-                "occurred_at": r.created_at or now_utc(),
+                "detail": {"state": f.state, "add_way": f.add_way},
+                "occurred_at": f.created_at or now_utc(),
             }
-            for r in session.execute(stmt)
+            for f in follows
+            if (f.customer_id, f.employee_id) not in seen
         ]
         if rows:
             session.execute(insert(EVENT), rows)
             recorded += len(rows)
     return recorded
+
+
+def _recorded_adds(session: Session, customer_ids: set[int]) -> set[tuple[int, int | None]]:
+    if not customer_ids:
+        return set()
+    stmt = select(CustomerEvent.customer_id, CustomerEvent.employee_id).where(
+        CustomerEvent.customer_id.in_(sorted(customer_ids)), CustomerEvent.kind == EventKind.FOLLOW_ADDED
+    )
+    return {(r.customer_id, r.employee_id) for r in session.execute(stmt)}
 
 
 def do_record_follows_ended(

@@ -14,7 +14,11 @@ class CustomerEvent(Base):
     """kind: follow_added, follow_ended, remark_changed, tags_changed, joined_group, left_group, …"""
 
     __tablename__ = "customer_event"
-    __table_args__ = (Index("ix_customer_event_customer", "customer_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_customer_event_customer", "customer_id", "occurred_at"),
+        # "has this follow's add been recorded?" — probed once per new follow by the sync and callbacks
+        Index("ix_customer_event_follow_kind", "customer_id", "employee_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"), index=True)
