@@ -181,16 +181,12 @@ def demo(
 
 
 def _sync_with_progress(run_sync: object, corp_id: int) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """The same progress bar and summary table as `siyu sync`."""
+    from siyu.sync.cli import print_summary, progress_bar
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task("sync", total=None)
-
-        def progress(done: int, total: int | None, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"sync {label}")
-
-        summary = run_sync(corp_id, progress=progress)  # type: ignore[operator]
-    console.print(f"synced: {summary}")
+    with progress_bar() as on_progress:
+        summary = run_sync(corp_id, progress=on_progress)  # type: ignore[operator]
+    print_summary(summary)
 
 
 def _print_welcome(port: int, emulator_url: str, corp_id: int, logins: demo_logins.Logins) -> None:

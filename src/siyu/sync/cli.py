@@ -39,13 +39,13 @@ def sync(
         raise _fail(f"--only must be one of {', '.join(SCOPES)} (got {only!r})", 2)
     corp_id = _resolve_corp(corp)
     try:
-        with _progress_bar() as on_progress:
+        with progress_bar() as on_progress:
             summary = run_sync(corp_id, only=only, progress=on_progress)
     except SyncBusy as exc:
         raise _fail(str(exc), 1) from exc
     except (SyncError, WeComError) as exc:
         raise _fail(f"sync failed: {exc}. Run `siyu sync` again to resume from the last page.", 1) from exc
-    _print_summary(summary)
+    print_summary(summary)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -67,7 +67,7 @@ def _resolve_corp(ref: str | None) -> int:
 
 
 @contextmanager
-def _progress_bar() -> Iterator[ProgressCallback]:
+def progress_bar() -> Iterator[ProgressCallback]:
     """A rich progress bar with one line per stage; totals may be unknown (customers are paged)."""
     columns = (SpinnerColumn(), TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err_console, transient=False) as bar:
@@ -81,7 +81,7 @@ def _progress_bar() -> Iterator[ProgressCallback]:
         yield on_progress
 
 
-def _print_summary(summary: SyncSummary) -> None:
+def print_summary(summary: SyncSummary) -> None:
     table = Table(title=f"sync run {summary.run_id} ({summary.scope}{', resumed' if summary.resumed else ''})")
     for column in ("object", "added", "updated", "removed"):
         table.add_column(column, justify="left" if column == "object" else "right")
