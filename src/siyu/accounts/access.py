@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, exists, select, true
 from sqlalchemy.orm import Session
 
 from siyu.accounts.models import ApiToken, ConsoleUser, Role
+from siyu.contacts.departments import department_subtree, employees_in
 from siyu.contacts.models import Customer, Department, Employee, Follow
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.groups.models import GroupChat
@@ -80,34 +81,15 @@ def _staff_scope(session: Session, user: ConsoleUser) -> set[int]:
     me = session.get(Employee, user.employee_id)
     if me is None or me.corp_id != user.corp_id:
         return set()
-    departments = session.execute(
-        select(Department.wecom_id, Department.parent_wecom_id, Department.leaders).where(
-            Department.corp_id == user.corp_id
+    led_ids = {
+        d.wecom_id
+        for d in session.execute(
+            select(Department.wecom_id, Department.leaders).where(Department.corp_id == user.corp_id)
         )
-    ).all()
-    led = {d.wecom_id for d in departments if me.userid in (d.leaders or [])}
-    led = _with_descendants(led, [(d.wecom_id, d.parent_wecom_id) for d in departments])
-    scope = {me.id}
-    if led:
-        for emp_id, dept_ids in session.execute(
-            select(Employee.id, Employee.department_ids).where(Employee.corp_id == user.corp_id)
-        ):
-            if led.intersection(dept_ids or []):
-                scope.add(emp_id)
-    return scope
-
-
-def _with_descendants(roots: set[int], edges: list[tuple[int, int]]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for child, parent in edges:
-        children.setdefault(parent, []).append(child)
-    found, stack = set(roots), list(roots)
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
+        if me.userid in (d.leaders or [])
+    }
+    tree = department_subtree(session, corp_id=user.corp_id, roots=led_ids) if led_ids else set()
+    return {me.id} | employees_in(session, corp_id=user.corp_id, department_ids=tree)
 
 
 def _not_found(object_type: str, object_id: object) -> DomainError:

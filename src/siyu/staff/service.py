@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from siyu.accounts.access import Actor, employee_scope, require
+from siyu.contacts.departments import department_subtree
 from siyu.contacts.models import Department, Employee, Follow, FollowStatus
 from siyu.staff.schemas import DepartmentRead, DepartmentRef, EmployeePage, EmployeeRead
 
@@ -27,19 +28,7 @@ def list_departments(session: Session, *, actor: Actor) -> list[DepartmentRead]:
 
 
 def _subtree(session: Session, corp_id: int, root: int) -> list[int]:
-    edges = session.execute(
-        select(Department.wecom_id, Department.parent_wecom_id).where(Department.corp_id == corp_id)
-    ).all()
-    children: dict[int, list[int]] = {}
-    for child, parent in edges:
-        children.setdefault(parent, []).append(child)
-    found, stack = {root}, [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return sorted(found)
+    return sorted(department_subtree(session, corp_id=corp_id, roots=[root]))
 
 
 def in_departments(session: Session, department_ids: list[int]) -> ColumnElement[bool]:
