@@ -88,7 +88,7 @@ def corp_list() -> None:
 
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Run the web server (REST API and the WeCom callback endpoint)."""
+    """Run the web server: console, sidebar, REST API and the WeCom callback endpoint."""
     import uvicorn
 
     uvicorn.run("siyu.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
