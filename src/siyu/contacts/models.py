@@ -102,6 +102,11 @@ class Follow(Base):
         # Customers page: staff scope / employee filter, and the added-date range filter.
         Index("ix_follow_employee_customer", "employee_id", "customer_id"),
         Index("ix_follow_corp_created", "corp_id", "created_at"),
+        # A scoped actor (a leader's ~100 employees) with a date range or status: index-only candidate sets.
+        Index("ix_follow_employee_created", "employee_id", "created_at", "customer_id"),
+        Index("ix_follow_employee_status", "employee_id", "status", "customer_id"),
+        # A tag's follows probed by key for their employee and customer without reading the table.
+        Index("ix_follow_id_employee_customer", "id", "employee_id", "customer_id"),
         # the dashboard's "lost today" and 30-day trend
         Index("ix_follow_corp_ended", "corp_id", "ended_at"),
     )
