@@ -10,9 +10,9 @@ missing and out-of-scope objects, so ids cannot be probed; routes never re-check
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, exists, select, true
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from siyu.accounts.models import ApiToken, ConsoleUser, Role
@@ -92,6 +92,9 @@ def _staff_scope(session: Session, user: ConsoleUser) -> set[int]:
     return {me.id} | employees_in(session, corp_id=user.corp_id, department_ids=tree)
 
 
+_M = TypeVar("_M", TagGroup, Tag, ConsoleUser, ApiToken)
+
+
 def _not_found(object_type: str, object_id: object) -> DomainError:
     return DomainError(ErrorCode.NOT_FOUND, f"no {object_type} {object_id}")
 
@@ -167,20 +170,22 @@ def access_group_by_id(session: Session, actor: Actor, group_id: int) -> GroupCh
     return group
 
 
+def _in_corp(session: Session, actor: Actor, model: type[_M], object_id: int, label: str) -> _M:
+    """A corp-wide object (no finer scope): it exists for the actor only inside their own corp."""
+    found = session.get(model, object_id)
+    if found is None or found.corp_id != actor.corp_id:
+        raise _not_found(label, object_id)
+    return found
+
+
 def access_tag_group_by_id(session: Session, actor: Actor, group_id: int, *, write: bool = False) -> TagGroup:
     require(actor, "tag", "write" if write else "read")
-    group = session.get(TagGroup, group_id)
-    if group is None or group.corp_id != actor.corp_id:
-        raise _not_found("tag group", group_id)
-    return group
+    return _in_corp(session, actor, TagGroup, group_id, "tag group")
 
 
 def access_tag_by_id(session: Session, actor: Actor, tag_id: int, *, write: bool = False) -> Tag:
     require(actor, "tag", "write" if write else "read")
-    tag = session.get(Tag, tag_id)
-    if tag is None or tag.corp_id != actor.corp_id:
-        raise _not_found("tag", tag_id)
-    return tag
+    return _in_corp(session, actor, Tag, tag_id, "tag")
 
 
 # --- console users and API tokens -------------------------------------------------------------
@@ -188,21 +193,13 @@ def access_tag_by_id(session: Session, actor: Actor, tag_id: int, *, write: bool
 
 def access_user_by_id(session: Session, actor: Actor, user_id: int, *, write: bool = False) -> ConsoleUser:
     require(actor, "user", "write" if write else "read")
-    user = session.get(ConsoleUser, user_id)
-    if user is None or user.corp_id != actor.corp_id:
-        raise _not_found("user", user_id)
-    return user
+    return _in_corp(session, actor, ConsoleUser, user_id, "user")
 
 
 def access_api_token_by_id(session: Session, actor: Actor, token_id: int, *, write: bool = False) -> ApiToken:
     """A token is its owner's alone: not even an admin sees or revokes another user's token here."""
     require(actor, "api_token", "write" if write else "read")
-    token = session.get(ApiToken, token_id)
-    if token is None or token.user_id != actor.user_id or token.corp_id != actor.corp_id:
+    token = _in_corp(session, actor, ApiToken, token_id, "API token")
+    if token.user_id != actor.user_id:
         raise _not_found("API token", token_id)
     return token
-
-
-def scope_where(actor: Actor, model: Any) -> ColumnElement[bool]:
-    """Corp-only scoping for corp-wide objects (audit log, sync runs, outbox …)."""
-    return model.corp_id == actor.corp_id if hasattr(model, "corp_id") else true()

@@ -104,8 +104,7 @@ def _end_status(event: ExternalContactEvent) -> FollowStatus:
 def on_external_chat(session: Session, corp_id: int, client: WeComClient, event: CallbackEvent) -> Counts:
     assert isinstance(event, ExternalChatEvent)
     if event.change_type == "dismiss":
-        dismissed = groups.do_dismiss_group_chat(session, corp_id, event.chat_id)
-        return dismissed if isinstance(dismissed, Counts) else Counts(removed=int(bool(dismissed)))
+        return groups.do_dismiss_group_chat(session, corp_id, event.chat_id)
     try:
         detail = client.get_group_chat(event.chat_id)
     except NotFoundError as exc:
@@ -161,8 +160,7 @@ def _refresh_employee(session: Session, corp_id: int, client: WeComClient, event
         user = client.get_user(userid)
     except NotFoundError:
         return contacts.do_mark_employee_resigned(session, corp_id, userid)
-    counts = contacts.do_upsert_employee(session, corp_id, user)
-    return counts if isinstance(counts, Counts) else Counts()
+    return contacts.do_upsert_employee(session, corp_id, user)
 
 
 HANDLERS: dict[type[CallbackEvent], Handler] = {
