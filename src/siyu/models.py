@@ -1,6 +1,15 @@
 """Every ORM model, imported once so metadata (and Alembic) sees all tables."""
 
 from siyu.accounts.models import ApiToken, ConsoleUser, Role
+from siyu.acquisition.models import (
+    Channel,
+    ChannelGroup,
+    GroupCode,
+    GroupCodeJoin,
+    Material,
+    WelcomeSend,
+    WelcomeTemplate,
+)
 from siyu.callbacks.models import CallbackInbox, InboxStatus
 from siyu.contacts.models import (
     Customer,
@@ -24,6 +33,8 @@ __all__ = [
     "AuditLog",
     "Base",
     "CallbackInbox",
+    "Channel",
+    "ChannelGroup",
     "ConsoleUser",
     "Corp",
     "Customer",
@@ -36,9 +47,12 @@ __all__ = [
     "FollowStatus",
     "FollowTag",
     "GroupChat",
+    "GroupCode",
+    "GroupCodeJoin",
     "GroupMember",
     "GroupStatus",
     "InboxStatus",
+    "Material",
     "OutboxStatus",
     "Role",
     "SyncRun",
@@ -47,4 +61,6 @@ __all__ = [
     "TagGroup",
     "WeComOutbox",
     "WeComToken",
+    "WelcomeSend",
+    "WelcomeTemplate",
 ]

@@ -84,6 +84,10 @@ class Customer(Base):
     corp_name: Mapped[str] = mapped_column(String(128), default="")
     corp_full_name: Mapped[str] = mapped_column(String(255), default="")
     external_profile: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    # The channel of the customer's first attributed follow (first touch); never overwritten.
+    first_channel_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel.id", ondelete="SET NULL"), nullable=True
+    )
     # When the first employee added this customer (the earliest follow createtime; siyu's insert time
     # until a follow says otherwise): the customers page sorts by it, so it is a column, not a min().
     added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, server_default=func.current_timestamp())
@@ -109,6 +113,8 @@ class Follow(Base):
         Index("ix_follow_id_employee_customer", "id", "employee_id", "customer_id"),
         # the dashboard's "lost today" and 30-day trend
         Index("ix_follow_corp_ended", "corp_id", "ended_at"),
+        # channel funnels: a channel's follows by day
+        Index("ix_follow_channel_created", "channel_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -122,6 +128,8 @@ class Follow(Base):
     add_way: Mapped[int] = mapped_column(Integer, default=0)
     oper_userid: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[str] = mapped_column(String(64), default="")
+    # The channel code whose `state` WeCom reported for this follow (acquisition.attribution).
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default=FollowStatus.ACTIVE)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
