@@ -11,6 +11,7 @@ import logging
 from huey import crontab
 from huey.consumer import Consumer
 
+from siyu.acquisition.tasks import drain_welcomes, rotate_all_corps
 from siyu.callbacks.tasks import drain_inbox
 from siyu.core.tasks import configure_queue, huey
 from siyu.outbox.tasks import drain_outbox
@@ -28,11 +29,18 @@ def nightly_reconciliation() -> int:
 @huey.periodic_task(crontab(minute="*/5"))
 def drain_pending() -> dict[str, int]:
     """Every 5 minutes: re-enqueue stored callbacks and outbox rows still pending (a lost queue message)."""
-    return {"callbacks": drain_inbox(), "outbox": drain_outbox()}
+    return {"callbacks": drain_inbox(), "outbox": drain_outbox(), **drain_welcomes()}
+
+
+@huey.periodic_task(crontab(minute="*"))
+def rotate_channel_codes() -> dict[str, int]:
+    """Every minute: who serves each channel code (schedules, daily caps and backups, expiry)."""
+    return rotate_all_corps()
 
 
 def load_tasks() -> None:
     """Import every module that declares tasks, so the worker knows them."""
+    import siyu.acquisition.tasks
     import siyu.callbacks.tasks
     import siyu.outbox.tasks
     import siyu.sync.tasks  # noqa: F401
@@ -48,7 +56,10 @@ def build_consumer(workers: int = 2) -> Consumer:
     drained = drain_pending.call_local()
     if any(drained.values()):
         log.info("re-enqueued work left pending by a previous run: %s", drained)
-    return huey.create_consumer(workers=workers, worker_type="thread", periodic=True, check_worker_health=True)
+    # An idle worker polls at most every 0.25 s (Huey's default backs off to 10 s): a WelcomeCode lives 20 s.
+    return huey.create_consumer(
+        workers=workers, worker_type="thread", periodic=True, check_worker_health=True, max_delay=0.25
+    )
 
 
 def run(workers: int = 2) -> None:

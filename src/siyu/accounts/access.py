@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from siyu.accounts.models import ApiToken, ConsoleUser, Role
+from siyu.acquisition.models import Channel, ChannelGroup, CodeStatus, GroupCode, Material, WelcomeTemplate
 from siyu.contacts.departments import department_subtree, employees_in
 from siyu.contacts.models import Customer, Department, Employee, Follow
 from siyu.core.errors import DomainError, ErrorCode
@@ -56,6 +57,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     ("api_token", "read"): frozenset(Role),
     ("api_token", "write"): frozenset(Role),
     ("dashboard", "read"): frozenset(Role),
+    # Acquisition: channel codes, group codes, welcome messages and materials; funnels read with `channel`.
+    ("channel", "read"): frozenset(Role),
+    ("channel", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
 }
 
 
@@ -92,7 +96,9 @@ def _staff_scope(session: Session, user: ConsoleUser) -> set[int]:
     return {me.id} | employees_in(session, corp_id=user.corp_id, department_ids=tree)
 
 
-_M = TypeVar("_M", TagGroup, Tag, ConsoleUser, ApiToken)
+_M = TypeVar(
+    "_M", TagGroup, Tag, ConsoleUser, ApiToken, Channel, ChannelGroup, GroupCode, Material, WelcomeTemplate
+)
 
 
 def _not_found(object_type: str, object_id: object) -> DomainError:
@@ -186,6 +192,43 @@ def access_tag_group_by_id(session: Session, actor: Actor, group_id: int, *, wri
 def access_tag_by_id(session: Session, actor: Actor, tag_id: int, *, write: bool = False) -> Tag:
     require(actor, "tag", "write" if write else "read")
     return _in_corp(session, actor, Tag, tag_id, "tag")
+
+
+# --- acquisition: channel codes, their groups, group codes, materials, welcome templates --------
+# Corp-wide objects: every role reads them (staff see the codes they serve on), admins and operators change them.
+
+
+def access_channel_by_id(session: Session, actor: Actor, channel_id: int, *, write: bool = False) -> Channel:
+    require(actor, "channel", "write" if write else "read")
+    channel = _in_corp(session, actor, Channel, channel_id, "channel")
+    if channel.status == CodeStatus.DELETED and write:
+        raise _not_found("channel", channel_id)
+    return channel
+
+
+def access_channel_group_by_id(session: Session, actor: Actor, group_id: int, *, write: bool = False) -> ChannelGroup:
+    require(actor, "channel", "write" if write else "read")
+    return _in_corp(session, actor, ChannelGroup, group_id, "channel group")
+
+
+def access_group_code_by_id(session: Session, actor: Actor, code_id: int, *, write: bool = False) -> GroupCode:
+    require(actor, "channel", "write" if write else "read")
+    code = _in_corp(session, actor, GroupCode, code_id, "group code")
+    if code.status == CodeStatus.DELETED and write:
+        raise _not_found("group code", code_id)
+    return code
+
+
+def access_material_by_id(session: Session, actor: Actor, material_id: int, *, write: bool = False) -> Material:
+    require(actor, "channel", "write" if write else "read")
+    return _in_corp(session, actor, Material, material_id, "material")
+
+
+def access_welcome_template_by_id(
+    session: Session, actor: Actor, template_id: int, *, write: bool = False
+) -> WelcomeTemplate:
+    require(actor, "channel", "write" if write else "read")
+    return _in_corp(session, actor, WelcomeTemplate, template_id, "welcome template")
 
 
 # --- console users and API tokens -------------------------------------------------------------

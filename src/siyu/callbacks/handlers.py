@@ -13,12 +13,14 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.acquisition import intake
 from siyu.contacts import actions as contacts
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core import audit
 from siyu.core.clock import from_timestamp
 from siyu.core.counts import Counts
 from siyu.groups import actions as groups
+from siyu.groups.models import GroupChat, GroupMember
 from siyu.tags import actions as tags
 from siyu.timeline import actions as timeline
 from siyu.wecom.callbacks import (
@@ -30,6 +32,9 @@ from siyu.wecom.callbacks import (
 )
 from siyu.wecom.client import WeComClient
 from siyu.wecom.errors import NotFoundError
+
+# process_one puts the inbox row's receipt time here: the welcome window is measured from it.
+RECEIVED_AT_KEY = "siyu.callback_received_at"
 
 
 class Skip(Exception):
@@ -56,6 +61,17 @@ def on_external_contact(session: Session, corp_id: int, client: WeComClient, eve
         after = timeline.follow_states(session, corp_id=corp_id, external_userid=event.external_user_id)
         occurred = from_timestamp(event.create_time)
         timeline.do_record_follow_changes(session, corp_id=corp_id, before=before, after=after, occurred_at=occurred)
+        if kind != "edit_external_contact":
+            intake.do_follow_added(
+                session,
+                corp_id=corp_id,
+                userid=event.user_id,
+                external_userid=event.external_user_id,
+                state=event.state,
+                welcome_code=event.welcome_code,
+                event_at=occurred,
+                received_at=session.info.get(RECEIVED_AT_KEY),
+            )
         return counts
     if kind in ("del_external_contact", "del_follow_user"):
         if _readded_since(session, corp_id, event):
@@ -110,6 +126,8 @@ def on_external_chat(session: Session, corp_id: int, client: WeComClient, event:
     except NotFoundError as exc:
         raise Skip(f"group {event.chat_id} no longer visible: {exc.errmsg}") from exc
     counts = groups.do_upsert_group_chat(session, corp_id, detail)
+    if event.update_detail == "add_member":
+        _record_group_code_joins(session, corp_id, event)
     if event.update_detail in ("add_member", "del_member"):
         timeline.do_record_group_membership(
             session,
@@ -120,6 +138,25 @@ def on_external_chat(session: Session, corp_id: int, client: WeComClient, event:
             occurred_at=from_timestamp(event.create_time),
         )
     return counts
+
+
+def _record_group_code_joins(session: Session, corp_id: int, event: ExternalChatEvent) -> None:
+    """Joiners through a group code carry its state on their membership (groupchat/get)."""
+    rows = session.execute(
+        select(GroupMember.userid, GroupMember.state, GroupMember.join_time)
+        .join(GroupChat, GroupChat.id == GroupMember.group_chat_id)
+        .where(
+            GroupChat.corp_id == corp_id,
+            GroupChat.chat_id == event.chat_id,
+            GroupMember.userid.in_(event.mem_change_list),
+            GroupMember.member_type == 2,
+            GroupMember.state != "",
+        )
+    ).all()
+    if rows:
+        intake.do_group_members_joined(
+            session, corp_id=corp_id, chat_id=event.chat_id, members=[(r[0], r[1], r[2]) for r in rows]
+        )
 
 
 def on_external_tag(session: Session, corp_id: int, client: WeComClient, event: CallbackEvent) -> Counts:

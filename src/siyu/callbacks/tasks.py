@@ -7,8 +7,9 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from siyu.acquisition import welcome
 from siyu.callbacks import actions, service
-from siyu.callbacks.handlers import Skip, apply_event
+from siyu.callbacks.handlers import RECEIVED_AT_KEY, Skip, apply_event
 from siyu.callbacks.models import InboxStatus
 from siyu.core import audit
 from siyu.core.db import session_scope
@@ -57,30 +58,8 @@ def process_one(inbox_id: int) -> str:
     """Apply one stored event in one transaction with its 'done' mark; returns the final status."""
     try:
         with session_scope() as session:
-            row = actions.do_claim(session, inbox_id=inbox_id)
-            if row is None:
-                return "gone"
-            corp = session.get(Corp, row.corp_id)
-            assert corp is not None  # inbox rows cascade with their corp
-            event = parse_event(row.payload.encode())
-            lock_subject(session, row.corp_id, subject_of(event))
-            try:
-                with client_for_corp(corp) as client:
-                    counts = apply_event(session, row.corp_id, client, event)
-            except Skip as skip:
-                actions.do_finish(session, row, status=InboxStatus.SKIPPED, error=str(skip))
-                return InboxStatus.SKIPPED
-            audit.record(
-                session,
-                corp_id=row.corp_id,
-                actor="wecom",
-                action=f"callback.{event.event}.{event.change_type}".rstrip("."),
-                object_type="callback",
-                object_id=row.id,
-                detail=counts.as_dict(),
-            )
-            actions.do_finish(session, row, status=InboxStatus.DONE)
-            return InboxStatus.DONE
+            status = _apply_stored(session, inbox_id)
+            welcomes = welcome.prepared_ids(session)
     except WeComError as exc:
         with session_scope() as session:
             parked = actions.do_record_failure(session, inbox_id=inbox_id, error=f"{type(exc).__name__}: {exc}")
@@ -88,6 +67,38 @@ def process_one(inbox_id: int) -> str:
             log.error("callback %s parked as failed after repeated errors: %s", inbox_id, exc)
             return InboxStatus.FAILED
         raise
+    if welcomes:
+        # Committed: the welcome row exists. Send it now, in this thread — the 20 s window is running.
+        welcome.send_now(welcomes)
+    return status
+
+
+def _apply_stored(session: Session, inbox_id: int) -> str:
+    row = actions.do_claim(session, inbox_id=inbox_id)
+    if row is None:
+        return "gone"
+    corp = session.get(Corp, row.corp_id)
+    assert corp is not None  # inbox rows cascade with their corp
+    event = parse_event(row.payload.encode())
+    lock_subject(session, row.corp_id, subject_of(event))
+    session.info[RECEIVED_AT_KEY] = row.received_at
+    try:
+        with client_for_corp(corp) as client:
+            counts = apply_event(session, row.corp_id, client, event)
+    except Skip as skip:
+        actions.do_finish(session, row, status=InboxStatus.SKIPPED, error=str(skip))
+        return InboxStatus.SKIPPED
+    audit.record(
+        session,
+        corp_id=row.corp_id,
+        actor="wecom",
+        action=f"callback.{event.event}.{event.change_type}".rstrip("."),
+        object_type="callback",
+        object_id=row.id,
+        detail=counts.as_dict(),
+    )
+    actions.do_finish(session, row, status=InboxStatus.DONE)
+    return InboxStatus.DONE
 
 
 @huey.task(retries=actions.MAX_ATTEMPTS, retry_delay=5)

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
+from siyu.acquisition.intake import do_attribute_corp
 from siyu.contacts.actions import (
     do_end_unseen_follows,
     do_sync_departments,
@@ -335,6 +336,8 @@ def _sync_customers(run: _Run) -> None:
         run.progress(int(state["seen"]), None, "customers")
     with session_scope() as session:
         removed = do_end_unseen_follows(session, run.corp_id, run_id=run.run_id, started_at=run.started_at)
+        # Follows added through a channel code while no callback reached us: attribute them by state.
+        do_attribute_corp(session, run.corp_id)
         run.commit_page(session, {"follows": removed}, stage="customers")
 
 

@@ -1,0 +1,41 @@
+"""Acquisition work on the task queue: the per-minute code rotation, and welcomes left pending."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from siyu.acquisition import rotation, welcome
+from siyu.acquisition.models import Channel, CodeStatus
+from siyu.core.db import session_scope
+from siyu.core.tasks import huey
+
+log = logging.getLogger(__name__)
+
+
+@huey.task()
+def send_welcome(welcome_id: int) -> str:
+    return welcome.send_now([welcome_id]).get(welcome_id, "gone")
+
+
+def rotate_all_corps() -> dict[str, int]:
+    """Schedules, caps and expiry for every corp with active codes; one transaction per corp."""
+    with session_scope() as session:
+        corp_ids = list(session.scalars(select(Channel.corp_id).where(Channel.status == CodeStatus.ACTIVE).distinct()))
+    changed = expired = 0
+    for corp_id in corp_ids:
+        with session_scope() as session:
+            result = rotation.do_rotate_corp(session, corp_id)
+        changed, expired = changed + len(result.changed), expired + len(result.expired)
+    return {"corps": len(corp_ids), "changed": changed, "expired": expired}
+
+
+def drain_welcomes() -> dict[str, int]:
+    """Welcomes still pending after a crash: expire the overdue, send the rest while their window is open."""
+    with session_scope() as session:
+        expired = welcome.do_expire_overdue(session)
+        pending = welcome.pending_ids(session)
+    for welcome_id in pending:
+        send_welcome(welcome_id)
+    return {"expired": expired, "sent": len(pending)}
