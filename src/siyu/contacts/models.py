@@ -85,9 +85,7 @@ class Customer(Base):
     corp_full_name: Mapped[str] = mapped_column(String(255), default="")
     external_profile: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
     # The channel of the customer's first attributed follow (first touch); never overwritten.
-    first_channel_id: Mapped[int | None] = mapped_column(
-        ForeignKey("channel.id", ondelete="SET NULL"), nullable=True
-    )
+    first_channel_id: Mapped[int | None] = mapped_column(ForeignKey("channel.id", ondelete="SET NULL"), nullable=True)
     # When the first employee added this customer (the earliest follow createtime; siyu's insert time
     # until a follow says otherwise): the customers page sorts by it, so it is a column, not a min().
     added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, server_default=func.current_timestamp())

@@ -116,6 +116,8 @@ class FollowRead(BaseModel):
     add_way: int
     add_way_label: str
     state: str
+    channel_id: int | None = Field(default=None, description="The channel code that brought this follow.")
+    channel_name: str | None = None
     created_at: datetime | None
     status: str
     ended_at: datetime | None

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from siyu.accounts.access import Actor, access_customer_by_id, can, customer_scope, employee_scope
+from siyu.acquisition.service import channel_of_follows
 from siyu.contacts.cursor import decode_cursor, encode_cursor
 from siyu.contacts.departments import department_subtree, employees_in
 from siyu.contacts.models import (
@@ -553,6 +554,7 @@ def get(session: Session, *, actor: Actor, customer_id: int) -> CustomerRead:
         stmt = stmt.where(Follow.employee_id.in_(sorted(actor.scope_employee_ids)))
     rows = session.execute(stmt).all()
     tags = _tags_of(session, [f.id for f, _, _ in rows])
+    channels = channel_of_follows(session, [f.id for f, _, _ in rows if f.channel_id])
     syncs = _tag_syncs(session, customer.id)
     writable = can(actor, "customer", "write")
     follows = [
@@ -568,6 +570,8 @@ def get(session: Session, *, actor: Actor, customer_id: int) -> CustomerRead:
             add_way=f.add_way,
             add_way_label=ADD_WAYS.get(f.add_way, "Other"),
             state=f.state,
+            channel_id=f.channel_id,
+            channel_name=channels.get(f.id),
             created_at=f.created_at,
             status=f.status,
             ended_at=f.ended_at,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from siyu.accounts.access import Actor, access_follow, actor_for, customer_scope, require
 from siyu.accounts.models import ConsoleUser, Role
+from siyu.acquisition.service import channel_of_follows
 from siyu.contacts.models import Customer, Employee, EmployeeStatus, Follow, FollowStatus, mask_mobile
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.tags.models import FollowTag, Tag, TagGroup
@@ -88,6 +89,7 @@ class FollowView:
     mobiles: list[str]
     status: str
     created_at: datetime | None
+    channel_name: str | None = None
     tags: list[TagChip] = field(default_factory=list)
 
     @property
@@ -154,6 +156,9 @@ def _follows(session: Session, actor: Actor, customer_id: int) -> list[FollowVie
     ]
     views.sort(key=lambda v: (not v.mine, not v.active, v.id))
     _attach_tags(session, views)
+    channels = channel_of_follows(session, [v.id for v in views])
+    for view in views:
+        view.channel_name = channels.get(view.id)
     return views
 
 
