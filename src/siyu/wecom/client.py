@@ -43,11 +43,14 @@ from siyu.wecom.errors import (
 )
 from siyu.wecom.payloads import (
     ContactPage,
+    ContactWay,
+    ContactWayCreated,
     CorpTagGroup,
     Department,
     ExternalContactDetail,
     GroupChatDetail,
     GroupChatPage,
+    JoinWay,
     User,
 )
 from siyu.wecom.ratelimit import Backoff, RateLimiter
@@ -60,6 +63,9 @@ NOT_EXTERNAL_CONTACT = 84061
 
 _M = TypeVar("_M", bound=BaseModel)
 JsonBody = dict[str, Any]
+# multipart parts: field name → (filename, bytes, content type)
+Files = Mapping[str, tuple[str, bytes, str]]
+CONTACT_WAY_PAGE = 1000
 
 
 class _RedactSecrets(logging.Filter):
@@ -148,26 +154,40 @@ class WeComClient:
         return Backoff(self._budget, sleep=self._sleep, rng=self._rng)
 
     def _call(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: JsonBody | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: JsonBody | None = None,
+        files: Files | None = None,
     ) -> JsonBody:
         """One API call with token handling: on a token errcode, drop that token and retry once."""
         backoff = self._backoff()  # one budget for the whole call, across the token retry
         token = self.get_token()
         try:
-            return self._with_backoff(method, path, {**(params or {}), "access_token": token}, json, backoff)
+            query = {**(params or {}), "access_token": token}
+            return self._with_backoff(method, path, query, json, backoff, files=files)
         except TokenError as exc:
             log.warning("wecom %s: errcode %s, refreshing the token once", path, exc.errcode)
             self._store.invalidate(self.corp_id, self.app, token)
         token = self.get_token()
-        return self._with_backoff(method, path, {**(params or {}), "access_token": token}, json, backoff)
+        return self._with_backoff(method, path, {**(params or {}), "access_token": token}, json, backoff, files=files)
 
     def _with_backoff(
-        self, method: str, path: str, params: Mapping[str, Any], json: JsonBody | None, backoff: Backoff
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any],
+        json: JsonBody | None,
+        backoff: Backoff,
+        *,
+        files: Files | None = None,
     ) -> JsonBody:
         """Send until WeCom answers something other than a rate errcode, or the budget is spent."""
         while True:
             self._admit(path, backoff)
-            body = self._send(method, path, params, json)
+            body = self._send(method, path, params, json, files)
             errcode, errmsg = _errcode(body), str(body.get("errmsg", ""))
             if errcode == 0:
                 return body
@@ -184,9 +204,14 @@ class WeComClient:
             if not backoff.pause(wait):
                 raise RateLimitError(45009, "client-side rate limit reached; retry budget spent", path=path)
 
-    def _send(self, method: str, path: str, params: Mapping[str, Any], json: JsonBody | None) -> JsonBody:
+    def _send(
+        self, method: str, path: str, params: Mapping[str, Any], json: JsonBody | None, files: Files | None = None
+    ) -> JsonBody:
         try:
-            response = self._http.request(method, self._base_url + path, params=params, json=json)
+            # the multipart body is rebuilt from `files` on every attempt, so retries resend it whole
+            response = self._http.request(
+                method, self._base_url + path, params=params, json=json, files=dict(files) if files else None
+            )
         except httpx.HTTPError as exc:
             # `from None`: the httpx error carries the request, whose URL holds the token or secret.
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
@@ -376,6 +401,177 @@ class WeComClient:
         body = self._call("POST", "/cgi-bin/externalcontact/groupchat/get", json=payload)
         return _parse(GroupChatDetail, body.get("group_chat"))
 
+    # -- 联系我 (contact ways) ------------------------------------------------------------------
+
+    def add_contact_way(
+        self,
+        *,
+        type: int,
+        scene: int,
+        state: str = "",
+        user: Sequence[str] = (),
+        party: Sequence[int] = (),
+        skip_verify: bool = True,
+        remark: str = "",
+        style: int = 1,
+    ) -> ContactWayCreated:
+        """Create a 联系我: type 1 single member / 2 several; scene 1 mini-program / 2 QR (qr_code returned)."""
+        payload: JsonBody = {
+            "type": type,
+            "scene": scene,
+            "style": style,
+            "remark": remark,
+            "skip_verify": skip_verify,
+            "state": state,
+            "user": list(user),
+            "party": list(party),
+        }
+        body = self._call("POST", "/cgi-bin/externalcontact/add_contact_way", json=payload)
+        return _parse(ContactWayCreated, body)
+
+    def get_contact_way(self, config_id: str) -> ContactWay:
+        """One 联系我; `contact_way` may come as an object (current) or a one-element list (older answers)."""
+        body = self._call("POST", "/cgi-bin/externalcontact/get_contact_way", json={"config_id": config_id})
+        data = body.get("contact_way")
+        if isinstance(data, list):
+            if len(data) != 1:
+                raise TransportError(f"get_contact_way: expected one contact_way, got {len(data)}")
+            data = data[0]
+        return _parse(ContactWay, data)
+
+    def update_contact_way(
+        self,
+        config_id: str,
+        *,
+        user: Sequence[str],
+        party: Sequence[int],
+        skip_verify: bool,
+        remark: str,
+        state: str,
+        style: int = 1,
+    ) -> None:
+        """Overwrite a 联系我: WeCom may reset fields left out, so this always sends the whole config."""
+        payload: JsonBody = {
+            "config_id": config_id,
+            "style": style,
+            "remark": remark,
+            "skip_verify": skip_verify,
+            "state": state,
+            "user": list(user),
+            "party": list(party),
+        }
+        self._call("POST", "/cgi-bin/externalcontact/update_contact_way", json=payload)
+
+    def del_contact_way(self, config_id: str) -> None:
+        self._call("POST", "/cgi-bin/externalcontact/del_contact_way", json={"config_id": config_id})
+
+    def iter_contact_way_ids(self, start_time: int, end_time: int) -> Iterator[str]:
+        """config_ids of the 联系我 created in [start_time, end_time], across every list_contact_way page."""
+        cursor = ""
+        while True:
+            payload: JsonBody = {"start_time": start_time, "end_time": end_time, "limit": CONTACT_WAY_PAGE}
+            if cursor:
+                payload["cursor"] = cursor
+            body = self._call("POST", "/cgi-bin/externalcontact/list_contact_way", json=payload)
+            items = body.get("contact_way") or []
+            if not isinstance(items, list):
+                raise TransportError("list_contact_way: contact_way is not a list")
+            yield from (str(item["config_id"]) for item in items if isinstance(item, dict) and item.get("config_id"))
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return
+
+    # -- customer-group join ways ---------------------------------------------------------------
+
+    def add_join_way(
+        self,
+        *,
+        scene: int,
+        remark: str,
+        auto_create_room: bool,
+        room_base_name: str,
+        room_base_id: int,
+        chat_id_list: Sequence[str],
+        state: str,
+    ) -> str:
+        """Create a group join way (scene 1 mini-program / 2 QR) over 1..5 chats; returns its config_id."""
+        payload = _join_way_payload(scene, remark, auto_create_room, room_base_name, room_base_id, chat_id_list, state)
+        body = self._call("POST", "/cgi-bin/externalcontact/groupchat/add_join_way", json=payload)
+        config_id = body.get("config_id")
+        if not isinstance(config_id, str) or not config_id:
+            raise TransportError("add_join_way: answer without config_id")
+        return config_id
+
+    def get_join_way(self, config_id: str) -> JoinWay:
+        body = self._call("POST", "/cgi-bin/externalcontact/groupchat/get_join_way", json={"config_id": config_id})
+        return _parse(JoinWay, body.get("join_way"))
+
+    def update_join_way(
+        self,
+        config_id: str,
+        *,
+        scene: int,
+        remark: str,
+        auto_create_room: bool,
+        room_base_name: str,
+        room_base_id: int,
+        chat_id_list: Sequence[str],
+        state: str,
+    ) -> None:
+        """Overwrite a group join way: the whole configuration is sent."""
+        payload = _join_way_payload(scene, remark, auto_create_room, room_base_name, room_base_id, chat_id_list, state)
+        payload["config_id"] = config_id
+        self._call("POST", "/cgi-bin/externalcontact/groupchat/update_join_way", json=payload)
+
+    def del_join_way(self, config_id: str) -> None:
+        self._call("POST", "/cgi-bin/externalcontact/groupchat/del_join_way", json={"config_id": config_id})
+
+    # -- welcome messages and media ---------------------------------------------------------------
+
+    def send_welcome_msg(self, welcome_code: str, *, text: str | None, attachments: Sequence[JsonBody]) -> None:
+        """Send the new customer's welcome (once, within 20 s of the add event).
+
+        41051 means it was already delivered and 41096 that another app is delivering it; both raise
+        InvalidRequestError with that errcode for the caller to record.
+        """
+        payload: JsonBody = {"welcome_code": welcome_code}
+        if text:
+            payload["text"] = {"content": text}
+        if attachments:
+            payload["attachments"] = list(attachments)
+        self._call("POST", "/cgi-bin/externalcontact/send_welcome_msg", json=payload)
+
+    def add_group_welcome_template(self, text: str) -> str:
+        """Create a group welcome (入群欢迎语素材) text; %NICKNAME% is filled in by WeCom. Returns template_id."""
+        body = self._call(
+            "POST", "/cgi-bin/externalcontact/group_welcome_template/add", json={"text": {"content": text}}
+        )
+        template_id = body.get("template_id")
+        if not isinstance(template_id, str) or not template_id:
+            raise TransportError("group_welcome_template/add: answer without template_id")
+        return template_id
+
+    def edit_group_welcome_template(self, template_id: str, text: str) -> None:
+        payload = {"template_id": template_id, "text": {"content": text}}
+        self._call("POST", "/cgi-bin/externalcontact/group_welcome_template/edit", json=payload)
+
+    def del_group_welcome_template(self, template_id: str) -> None:
+        payload = {"template_id": template_id}
+        self._call("POST", "/cgi-bin/externalcontact/group_welcome_template/del", json=payload)
+
+    def upload_image(self, filename: str, data: bytes, content_type: str) -> tuple[str, int]:
+        """Upload a temporary image (valid 3 days) as multipart field `media`; returns (media_id, created_at)."""
+        files = {"media": (filename, data, content_type)}
+        body = self._call("POST", "/cgi-bin/media/upload", params={"type": "image"}, files=files)
+        media_id = body.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise TransportError("media/upload: answer without media_id")
+        try:
+            created_at = int(body.get("created_at") or 0)  # WeCom sends it as a string
+        except (TypeError, ValueError):
+            raise TransportError(f"media/upload: created_at is not a number: {body.get('created_at')!r}") from None
+        return media_id, created_at
+
     # -- sign-in and the JS-SDK (the sidebar) -------------------------------------------------
 
     def get_user_info(self, code: str) -> str:
@@ -401,6 +597,28 @@ class WeComClient:
         if not isinstance(ticket, str) or not ticket:
             raise TransportError("jsapi ticket: answer without ticket")
         return ticket, int(body.get("expires_in", 7200))
+
+
+def _join_way_payload(
+    scene: int,
+    remark: str,
+    auto_create_room: bool,
+    room_base_name: str,
+    room_base_id: int,
+    chat_id_list: Sequence[str],
+    state: str,
+) -> JsonBody:
+    if not 1 <= len(chat_id_list) <= 5:
+        raise ValueError(f"a join way takes 1..5 chat ids, got {len(chat_id_list)}")
+    return {
+        "scene": scene,
+        "remark": remark,
+        "auto_create_room": int(auto_create_room),
+        "room_base_name": room_base_name,
+        "room_base_id": room_base_id,
+        "chat_id_list": list(chat_id_list),
+        "state": state,
+    }
 
 
 def _errcode(body: JsonBody) -> int:

@@ -161,3 +161,43 @@ class GroupChatDetail(Payload):
     member_list: list[GroupChatMember] = Field(default_factory=list)
     admin_list: list[Invitor] = Field(default_factory=list)
     member_version: str = ""
+
+
+class ContactWayCreated(Payload):
+    """add_contact_way: the config id, and the QR image URL (scene 2 only)."""
+
+    config_id: str
+    qr_code: str = ""
+
+
+class ContactWay(Payload):
+    """get_contact_way's `contact_way` (an object today; a one-element list in older answers)."""
+
+    config_id: str
+    type: int = 0
+    scene: int = 0
+    style: int = 0
+    remark: str = ""
+    skip_verify: bool = True
+    state: str = ""
+    qr_code: str = ""
+    user: list[str] = Field(default_factory=list)
+    party: list[int] = Field(default_factory=list)
+    is_temp: bool = False
+    expires_in: int = 0
+    chat_expires_in: int = 0
+    unionid: str = ""
+
+
+class JoinWay(Payload):
+    """groupchat/get_join_way's `join_way`."""
+
+    config_id: str
+    scene: int = 0
+    remark: str = ""
+    auto_create_room: int = 0
+    room_base_name: str = ""
+    room_base_id: int = 0
+    chat_id_list: list[str] = Field(default_factory=list)
+    qr_code: str = ""
+    state: str = ""

@@ -5,6 +5,16 @@ WeCom only calls back for what people do in the client or the admin console, nev
 builds the self-built-app event XML of reference §4, seals it with the corp's token and
 EncodingAESKey (receiveid = corpid) and POSTs `envelope_xml` to the callback URL with
 `msg_signature, timestamp, nonce` in the query: 5 s timeout, 3 attempts, every attempt recorded.
+
+Scanning a 联系我 code picks the employee at random (seeded `state.rng`) among the way's active users
+and department members, as WeCom spreads multi-member codes randomly; it sends add_external_contact
+with State and a WelcomeCode even for skip_verify ways (WeCom may first send
+add_half_external_contact there; the emulator does not model the member confirming).
+Scanning a group join way joins the first listed group under `state.group_member_cap` members; when
+all are full and auto_create_room is on, a new group `{room_base_name}{room_base_id}` owned by the
+first group's owner is created (create + add_member callbacks), room_base_id goes up by one and the
+new chat replaces the oldest full one if the list already holds 5. All full without auto-create is
+errcode 40058 (WeCom shows the customer "group full"; no documented errcode).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import httpx
 
 from siyu.wecom.crypto import MsgCrypt, envelope_xml
 from siyu.wecom.emulator.state import (
+    ContactWay,
     Customer,
     Department,
     EmulatorError,
@@ -30,6 +41,7 @@ from siyu.wecom.emulator.state import (
     Follow,
     GroupChat,
     GroupMember,
+    JoinWay,
     make_customer,
 )
 
@@ -302,6 +314,25 @@ class Actors:
         }
         return ActionResult(data, [delivery])
 
+    @action
+    def scan_contact_way(
+        self, config_id: str, external_userid: str | None = None, name: str | None = None
+    ) -> ActionResult:
+        """A customer scans a 联系我 code: a random active member of it gets add_external_contact with its State."""
+        with self.state.lock:
+            way = self.state.require_contact_way(config_id)
+            userid = self._scan_target(way)
+        # outside the lock: the callback receiver may call the API back before answering
+        result = self.add_customer(userid, external_userid, name, state=way.state, add_way=1)
+        result.data |= {"config_id": config_id, "state": way.state}
+        return result
+
+    def _scan_target(self, way: ContactWay) -> str:
+        members = self.state.contact_way_scan_members(way)
+        if not members:
+            raise EmulatorError(60111, f"contact way {way.config_id} has no active member")
+        return members[0] if len(members) == 1 else self.state.rng.choice(members)
+
     def _random_employee(self) -> str:
         candidates = self.state.follow_user_ids()
         if not candidates:
@@ -533,6 +564,63 @@ class Actors:
             ("LastMemVer", last),
             ("CurMemVer", current),
         )
+
+    @action
+    def scan_join_way(
+        self, config_id: str, external_userid: str | None = None, name: str | None = None
+    ) -> ActionResult:
+        """A customer scans a group join way: joins the first group with room (QR scan, the way's state)."""
+        with self.state.lock:
+            way = self.state.require_join_way(config_id)
+            if external_userid and any(external_userid in self._member_ids(c) for c in way.chat_id_list):
+                raise EmulatorError(40058, f"{external_userid} is already in a group of {config_id}")
+            group = self._group_with_room(way)
+            created = group is None
+            group = group or self._auto_create_group(way)
+            customer = self._customer_for(external_userid, name)
+            last = group.member_version()
+            member = self._new_member(customer.external_userid, 3, "")
+            member.state = way.state
+            group.members.append(member)
+            current = group.member_version()
+        deliveries = [self._chat_event(group.chat_id, "create")] if created else []
+        joined = [customer.external_userid]
+        deliveries.append(self._member_change(group.chat_id, "add_member", ("JoinScene", 3), joined, last, current))
+        data = {
+            "config_id": config_id,
+            "chat_id": group.chat_id,
+            "external_userid": customer.external_userid,
+            "name": customer.name,
+            "state": way.state,
+            "member_version": current,
+            "created_group": created,
+        }
+        return ActionResult(data, deliveries)
+
+    def _member_ids(self, chat_id: str) -> set[str]:
+        group = self.state.groups.get(chat_id)
+        return {m.userid for m in group.members} if group else set()
+
+    def _group_with_room(self, way: JoinWay) -> GroupChat | None:
+        for chat_id in way.chat_id_list:
+            group = self.state.groups.get(chat_id)
+            if group is not None and len(group.members) < self.state.group_member_cap:
+                return group
+        return None
+
+    def _auto_create_group(self, way: JoinWay) -> GroupChat:
+        if not way.auto_create_room:
+            raise EmulatorError(40058, f"every group of join way {way.config_id} is full")
+        first = self.state.require_group(way.chat_id_list[0])
+        now = self.state.now()
+        group = GroupChat(self.state.ids.chat_id(), f"{way.room_base_name}{way.room_base_id}", first.owner, now, "")
+        group.members.append(GroupMember(first.owner, 1, now, 1))
+        self.state.add_group(group)
+        way.room_base_id += 1
+        if len(way.chat_id_list) >= 5:
+            way.chat_id_list.pop(0)
+        way.chat_id_list.append(group.chat_id)
+        return group
 
     @action
     def group_change_owner(self, chat_id: str, new_owner: str) -> ActionResult:

@@ -4,6 +4,35 @@ Handlers are plain functions of (state, call) returning the success body without
 they raise EmulatorError for WeCom errors. They change state silently: as in WeCom, API calls
 produce no callbacks. Shapes follow the reference exactly, including the quirks (`get` gives
 `follow_user[]` with `tags[]` objects, `batch/get_by_user` gives one `follow_info{}` with `tag_id[]`).
+
+Acquisition (reference §3.8, §3.9) and where the emulator chooses because WeCom's docs do not say:
+
+* 联系我: missing/invalid `type` 41037, `scene` 41038, unknown config_id 41044 (missing 41043), more than
+  100 members after expanding `party` (sub-departments included) 41041, cap 41045
+  (`state.contact_way_cap`). A type-1 way without exactly one user (or with a party) is 40058, as are
+  remark/state over 30 chars. An unknown or departed user is 60111; one who exists but is not active
+  (disabled, not activated) is 40098. `qr_code` (scene 2 only) is a page on the emulator itself,
+  `{public_url}/scan/contact/{config_id}`, that a simulated customer can "scan". Temporary-chat
+  fields (is_temp, expires_in, conclusions) are stored and echoed but have no behaviour.
+* update_contact_way / update_join_way overwrite: fields given replace, optional fields left out go
+  back to their defaults (the reference warns they "may be reset"); user/party, and chat_id_list,
+  are kept when left out, since a way without members is invalid.
+* list_contact_way: start_time defaults to 90 days before end_time (default: now); limit 1..1000
+  (default 100, more is 40058); only non-temporary ways, oldest first.
+* Group join ways reuse 41043/41044 for config_id; a chat_id that does not exist is 40050; scene not
+  1|2, 0 or more than 5 chats, remark/state over 30 chars, auto_create_room without room_base_name
+  are 40058. A join way's `qr_code` is `{public_url}/scan/group/{config_id}`.
+* send_welcome_msg: 41049 missing code, 41050 unknown or expired (20 s), 41051 already used; then the
+  content: text over 4000 bytes 45002, more than 9 attachments or both empty 40058, a media id not
+  uploaded (or older than 3 days) 40007. A rejected message leaves the code unused. Accepted
+  welcomes are recorded in `state.welcome_deliveries`.
+* group_welcome_template: text over 3000 bytes 45002, unknown template_id 40058, the 101st 41055;
+  edit replaces the whole message content with the fields given.
+* media/upload (multipart field `media`; type image|voice|video|file, else 40004; no `media` part
+  41005; an image outside 5 B..10 MB 40009) returns `created_at` as a string, as WeCom does. Media
+  ids are valid 3 days; GET /emulator/media/{media_id} serves the bytes back.
+* 41096 ("welcome msg is being distributed") is not produced on its own: queue it with the generic
+  error injection (POST /emulator/errors {"path": "externalcontact/send_welcome_msg", "errcode": 41096}).
 """
 
 from __future__ import annotations
@@ -17,10 +46,12 @@ import weakref
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from siyu.wecom.emulator.state import (
+    DAY,
+    ContactWay,
     Customer,
     Department,
     Employee,
@@ -28,6 +59,7 @@ from siyu.wecom.emulator.state import (
     EmulatorState,
     Follow,
     GroupChat,
+    JoinWay,
     Tag,
     TagGroup,
 )
@@ -40,11 +72,19 @@ Json = dict[str, Any]
 
 
 @dataclass(slots=True)
+class UploadedFile:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(slots=True)
 class Call:
-    """One API request: the query string and the JSON body (empty for GET)."""
+    """One API request: the query string, the JSON body (empty for GET) and any multipart files."""
 
     query: Mapping[str, str]
     body: Json
+    files: Mapping[str, UploadedFile] = field(default_factory=dict)
 
 
 Handler = Callable[[EmulatorState, Call], Json]
@@ -388,19 +428,6 @@ def remark(state: EmulatorState, call: Call) -> Json:
     return {}
 
 
-def send_welcome_msg(state: EmulatorState, call: Call) -> Json:
-    """Accept a welcome message once per WelcomeCode, within its 20 s."""
-    code = state.welcome_codes.get(_body_str(call, "welcome_code"))
-    if code is None or code.expires_at < state.now():
-        raise EmulatorError(40058, "invalid welcome_code: unknown or expired")
-    if code.used:
-        raise EmulatorError(41051, "externaluser has started chatting")
-    if not any(k in call.body for k in ("text", "attachments")):
-        raise EmulatorError(40058, "text and attachments cannot both be empty")
-    code.used = True
-    return {}
-
-
 # --- corp tags ----------------------------------------------------------------------------------
 
 
@@ -497,6 +524,357 @@ def groupchat_get(state: EmulatorState, call: Call) -> Json:
     return {"group_chat": group_chat_json(state, group, _body_int(call, "need_name", 0) == 1)}
 
 
+# --- 联系我 (contact ways) -------------------------------------------------------------------------
+
+CONTACT_WAY_LIST_DEFAULT = 100
+CONTACT_WAY_LIST_MAX = 1000
+SCAN_CONTACT_PATH = "/scan/contact/"
+SCAN_GROUP_PATH = "/scan/group/"
+
+
+def _flag(call: Call, name: str, default: bool) -> bool:
+    value = call.body.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    raise EmulatorError(40058, f"field `{name}` must be a boolean")
+
+
+def _int_list(call: Call, name: str) -> list[int]:
+    value = call.body.get(name) or []
+    if not isinstance(value, list):
+        raise EmulatorError(40058, f"field `{name}` must be a list")
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise EmulatorError(40058, f"field `{name}` must be a list of integers") from None
+
+
+def _choice(call: Call, name: str, allowed: tuple[int, ...], errcode: int) -> int:
+    value = call.body.get(name)
+    if value is None or value == "":
+        raise EmulatorError(errcode, f"missing {name}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise EmulatorError(errcode, f"invalid {name}: {value!r}") from None
+    if number not in allowed:
+        raise EmulatorError(errcode, f"invalid {name}: {number}")
+    return number
+
+
+def _contact_way_members(state: EmulatorState, way_type: int, call: Call) -> tuple[list[str], list[int]]:
+    user, party = _body_str_list(call, "user"), _int_list(call, "party")
+    if way_type == 1 and (len(user) != 1 or party):
+        raise EmulatorError(40058, "a type 1 contact way takes exactly one user and no party")
+    if not user and not party:
+        raise EmulatorError(40058, "user and party cannot both be empty")
+    state.check_contact_way_members(user, party)
+    return user, party
+
+
+def _contact_way_options(call: Call) -> Json:
+    """The optional fields of add/update_contact_way; absent ones take their defaults (overwrite semantics)."""
+    conclusions = call.body.get("conclusions")
+    if conclusions is not None and not isinstance(conclusions, dict):
+        raise EmulatorError(40058, "field `conclusions` must be an object")
+    return {
+        "style": _body_int(call, "style", 1),
+        "remark": _body_str(call, "remark", required=False, max_len=30),
+        "skip_verify": _flag(call, "skip_verify", True),
+        "state": _body_str(call, "state", required=False, max_len=30),
+        "expires_in": _body_int(call, "expires_in", 0),
+        "chat_expires_in": _body_int(call, "chat_expires_in", 0),
+        "unionid": _body_str(call, "unionid", required=False),
+        "is_exclusive": _flag(call, "is_exclusive", False),
+        "mark_source": _flag(call, "mark_source", False),
+        "conclusions": conclusions,
+    }
+
+
+def contact_way_qr(state: EmulatorState, way: ContactWay) -> str:
+    return f"{state.public_url}{SCAN_CONTACT_PATH}{way.config_id}" if way.scene == 2 else ""
+
+
+def contact_way_json(state: EmulatorState, way: ContactWay) -> Json:
+    data: Json = {
+        "config_id": way.config_id,
+        "type": way.type,
+        "scene": way.scene,
+        "style": way.style,
+        "remark": way.remark,
+        "skip_verify": way.skip_verify,
+        "state": way.state,
+        "qr_code": contact_way_qr(state, way),
+        "user": list(way.user),
+        "party": list(way.party),
+        "is_temp": way.is_temp,
+        "expires_in": way.expires_in,
+        "chat_expires_in": way.chat_expires_in,
+        "unionid": way.unionid,
+        "is_exclusive": way.is_exclusive,
+    }
+    if way.conclusions:
+        data["conclusions"] = way.conclusions
+    return data
+
+
+def add_contact_way(state: EmulatorState, call: Call) -> Json:
+    way_type = _choice(call, "type", (1, 2), 41037)
+    scene = _choice(call, "scene", (1, 2), 41038)
+    user, party = _contact_way_members(state, way_type, call)
+    options = _contact_way_options(call)
+    is_temp = _flag(call, "is_temp", False)
+    way = ContactWay(state.ids.hex(32), way_type, scene, user, party, state.now(), is_temp=is_temp, **options)
+    state.add_contact_way(way)
+    data: Json = {"config_id": way.config_id}
+    if scene == 2:
+        data["qr_code"] = contact_way_qr(state, way)
+    return data
+
+
+def get_contact_way(state: EmulatorState, call: Call) -> Json:
+    way = state.require_contact_way(_body_str(call, "config_id", required=False))
+    return {"contact_way": contact_way_json(state, way)}
+
+
+def update_contact_way(state: EmulatorState, call: Call) -> Json:
+    way = state.require_contact_way(_body_str(call, "config_id", required=False))
+    user, party = way.user, way.party
+    if "user" in call.body or "party" in call.body:
+        user, party = _contact_way_members(state, way.type, call)
+    options = _contact_way_options(call)
+    way.user, way.party = user, party
+    for name, value in options.items():
+        setattr(way, name, value)
+    return {}
+
+
+def del_contact_way(state: EmulatorState, call: Call) -> Json:
+    state.delete_contact_way(_body_str(call, "config_id", required=False))
+    return {}
+
+
+def list_contact_way(state: EmulatorState, call: Call) -> Json:
+    end = _body_int(call, "end_time", state.now())
+    start = _body_int(call, "start_time", end - 90 * DAY)
+    limit = _body_int(call, "limit", CONTACT_WAY_LIST_DEFAULT) or CONTACT_WAY_LIST_DEFAULT
+    if not 1 <= limit <= CONTACT_WAY_LIST_MAX:
+        raise EmulatorError(40058, f"field `limit` must be between 1 and {CONTACT_WAY_LIST_MAX}")
+    fingerprint = _fingerprint("contact_way", start, end)
+    cursor = str(call.body.get("cursor") or "")
+    (after,) = decode_cursor(cursor, fingerprint, 1) if cursor else (0,)
+    ways = [w for w in state.contact_ways.values() if not w.is_temp and start <= w.create_time <= end and w.seq > after]
+    page = ways[:limit]
+    more = len(ways) > limit
+    return {
+        "contact_way": [{"config_id": w.config_id} for w in page],
+        "next_cursor": encode_cursor(fingerprint, page[-1].seq) if more else "",
+    }
+
+
+# --- customer-group join ways (加入群聊) -------------------------------------------------------------
+
+JOIN_WAY_MAX_CHATS = 5
+
+
+def _join_way_fields(state: EmulatorState, call: Call, keep_chats: list[str] | None) -> Json:
+    if keep_chats is not None and "chat_id_list" not in call.body:
+        chats = keep_chats
+    else:
+        chats = _body_str_list(call, "chat_id_list")
+        if not 1 <= len(chats) <= JOIN_WAY_MAX_CHATS:
+            raise EmulatorError(40058, f"chat_id_list takes 1..{JOIN_WAY_MAX_CHATS} chat ids, got {len(chats)}")
+        for chat_id in chats:
+            state.require_group(chat_id)
+    auto_create = _choice(call, "auto_create_room", (0, 1), 40058) if "auto_create_room" in call.body else 0
+    base_name = _body_str(call, "room_base_name", required=False, max_len=40)
+    if auto_create and not base_name:
+        raise EmulatorError(40058, "auto_create_room needs room_base_name")
+    return {
+        "scene": _choice(call, "scene", (1, 2), 40058),
+        "chat_id_list": list(dict.fromkeys(chats)),
+        "remark": _body_str(call, "remark", required=False, max_len=30),
+        "auto_create_room": auto_create,
+        "room_base_name": base_name,
+        "room_base_id": _body_int(call, "room_base_id", 0),
+        "state": _body_str(call, "state", required=False, max_len=30),
+        "mark_source": _flag(call, "mark_source", False),
+    }
+
+
+def join_way_qr(state: EmulatorState, way: JoinWay) -> str:
+    return f"{state.public_url}{SCAN_GROUP_PATH}{way.config_id}"
+
+
+def join_way_json(state: EmulatorState, way: JoinWay) -> Json:
+    return {
+        "config_id": way.config_id,
+        "scene": way.scene,
+        "remark": way.remark,
+        "auto_create_room": way.auto_create_room,
+        "room_base_name": way.room_base_name,
+        "room_base_id": way.room_base_id,
+        "chat_id_list": list(way.chat_id_list),
+        "qr_code": join_way_qr(state, way),
+        "state": way.state,
+    }
+
+
+def add_join_way(state: EmulatorState, call: Call) -> Json:
+    way = JoinWay(state.ids.hex(32), create_time=state.now(), **_join_way_fields(state, call, None))
+    state.join_ways[way.config_id] = way
+    return {"config_id": way.config_id}
+
+
+def get_join_way(state: EmulatorState, call: Call) -> Json:
+    way = state.require_join_way(_body_str(call, "config_id", required=False))
+    return {"join_way": join_way_json(state, way)}
+
+
+def update_join_way(state: EmulatorState, call: Call) -> Json:
+    way = state.require_join_way(_body_str(call, "config_id", required=False))
+    for name, value in _join_way_fields(state, call, way.chat_id_list).items():
+        setattr(way, name, value)
+    return {}
+
+
+def del_join_way(state: EmulatorState, call: Call) -> Json:
+    config_id = _body_str(call, "config_id", required=False)
+    state.require_join_way(config_id)
+    del state.join_ways[config_id]
+    return {}
+
+
+# --- welcome messages --------------------------------------------------------------------------
+
+WELCOME_TEXT_MAX_BYTES = 4000
+GROUP_WELCOME_TEXT_MAX_BYTES = 3000
+WELCOME_MAX_ATTACHMENTS = 9
+_ATTACHMENT_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # msgtype: (required fields, fields naming an uploaded media)
+    "image": ((), ("media_id",)),
+    "link": (("title", "url"), ()),
+    "miniprogram": (("title", "pic_media_id", "appid", "page"), ("pic_media_id",)),
+    "video": (("media_id",), ("media_id",)),
+    "file": (("media_id",), ("media_id",)),
+}
+
+
+def _text_content(call: Call, max_bytes: int) -> str:
+    text = call.body.get("text") or {}
+    if not isinstance(text, dict):
+        raise EmulatorError(40058, "field `text` must be an object")
+    content = text.get("content") or ""
+    if not isinstance(content, str):
+        raise EmulatorError(40058, "field `text.content` must be a string")
+    if len(content.encode()) > max_bytes:
+        raise EmulatorError(45002, f"content size out of limit: text.content exceeds {max_bytes} bytes")
+    return content
+
+
+def _check_message_part(state: EmulatorState, msgtype: str, part: object) -> None:
+    if msgtype not in _ATTACHMENT_RULES:
+        raise EmulatorError(40058, f"invalid msgtype: {msgtype!r}")
+    if not isinstance(part, dict):
+        raise EmulatorError(40058, f"field `{msgtype}` must be an object")
+    required, media_fields = _ATTACHMENT_RULES[msgtype]
+    for name in required:
+        if not part.get(name):
+            raise EmulatorError(40058, f"missing field `{msgtype}.{name}`")
+    if msgtype == "image" and not part.get("media_id") and not part.get("pic_url"):
+        raise EmulatorError(40058, "an image needs media_id or pic_url")
+    for name in media_fields:
+        if part.get(name):
+            state.require_media(part[name])
+
+
+def _attachments(state: EmulatorState, call: Call) -> list[Json]:
+    attachments = call.body.get("attachments") or []
+    if not isinstance(attachments, list):
+        raise EmulatorError(40058, "field `attachments` must be a list")
+    if len(attachments) > WELCOME_MAX_ATTACHMENTS:
+        raise EmulatorError(40058, f"at most {WELCOME_MAX_ATTACHMENTS} attachments")
+    for item in attachments:
+        msgtype = item.get("msgtype") if isinstance(item, dict) else None
+        _check_message_part(state, str(msgtype), item.get(str(msgtype)) if isinstance(item, dict) else None)
+    return attachments
+
+
+def send_welcome_msg(state: EmulatorState, call: Call) -> Json:
+    """Accept a welcome message once per WelcomeCode, within its 20 s, and record what the customer got."""
+    raw = call.body.get("welcome_code")
+    if not raw or not isinstance(raw, str):
+        raise EmulatorError(41049, "missing welcome_code")
+    code = state.use_welcome_code(raw)
+    text = _text_content(call, WELCOME_TEXT_MAX_BYTES)
+    attachments = _attachments(state, call)
+    if not text and not attachments:
+        raise EmulatorError(40058, "text and attachments cannot both be empty")
+    state.record_welcome(code, text, attachments)
+    return {}
+
+
+GROUP_WELCOME_PARTS = ("image", "link", "miniprogram", "file", "video")
+
+
+def _group_welcome_content(state: EmulatorState, call: Call) -> Json:
+    content: Json = {}
+    text = _text_content(call, GROUP_WELCOME_TEXT_MAX_BYTES)
+    if text:
+        content["text"] = {"content": text}
+    for msgtype in GROUP_WELCOME_PARTS:
+        if call.body.get(msgtype):
+            _check_message_part(state, msgtype, call.body[msgtype])
+            content[msgtype] = call.body[msgtype]
+    if not content:
+        raise EmulatorError(40058, "text and every attachment cannot all be empty")
+    return content
+
+
+def group_welcome_template_add(state: EmulatorState, call: Call) -> Json:
+    content = _group_welcome_content(state, call)
+    template = state.add_group_welcome_template(content, _body_int(call, "notify", 1))
+    return {"template_id": template.template_id}
+
+
+def group_welcome_template_edit(state: EmulatorState, call: Call) -> Json:
+    template = state.require_group_welcome_template(_body_str(call, "template_id"))
+    template.content = _group_welcome_content(state, call)
+    return {}
+
+
+def group_welcome_template_get(state: EmulatorState, call: Call) -> Json:
+    template = state.require_group_welcome_template(_body_str(call, "template_id"))
+    return dict(template.content)
+
+
+def group_welcome_template_del(state: EmulatorState, call: Call) -> Json:
+    template = state.require_group_welcome_template(_body_str(call, "template_id"))
+    del state.group_welcome_templates[template.template_id]
+    return {}
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+MEDIA_TYPES = ("image", "voice", "video", "file")
+MEDIA_MAX_BYTES = {"image": 10 * 2**20, "voice": 2 * 2**20, "video": 10 * 2**20, "file": 20 * 2**20}
+
+
+def media_upload(state: EmulatorState, call: Call) -> Json:
+    media_type = call.query.get("type", "")
+    if media_type not in MEDIA_TYPES:
+        raise EmulatorError(40004, f"invalid media type: {media_type!r}")
+    upload = call.files.get("media")
+    if upload is None:
+        raise EmulatorError(41005, "media data missing: multipart field `media`")
+    if not 5 < len(upload.data) <= MEDIA_MAX_BYTES[media_type]:
+        raise EmulatorError(40009 if media_type == "image" else 40058, f"invalid {media_type} size")
+    media = state.add_media(media_type, upload.filename, upload.content_type, upload.data)
+    return {"type": media.type, "media_id": media.media_id, "created_at": str(media.created_at)}
+
+
 # --- OAuth sign-in and JS-SDK tickets (the sidebar) ---------------------------------------------
 
 OAUTH_CODE_TTL = 300
@@ -563,6 +941,20 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     "externalcontact/mark_tag": ("POST", mark_tag),
     "externalcontact/groupchat/list": ("POST", groupchat_list),
     "externalcontact/groupchat/get": ("POST", groupchat_get),
+    "externalcontact/add_contact_way": ("POST", add_contact_way),
+    "externalcontact/get_contact_way": ("POST", get_contact_way),
+    "externalcontact/update_contact_way": ("POST", update_contact_way),
+    "externalcontact/del_contact_way": ("POST", del_contact_way),
+    "externalcontact/list_contact_way": ("POST", list_contact_way),
+    "externalcontact/groupchat/add_join_way": ("POST", add_join_way),
+    "externalcontact/groupchat/get_join_way": ("POST", get_join_way),
+    "externalcontact/groupchat/update_join_way": ("POST", update_join_way),
+    "externalcontact/groupchat/del_join_way": ("POST", del_join_way),
+    "externalcontact/group_welcome_template/add": ("POST", group_welcome_template_add),
+    "externalcontact/group_welcome_template/edit": ("POST", group_welcome_template_edit),
+    "externalcontact/group_welcome_template/get": ("POST", group_welcome_template_get),
+    "externalcontact/group_welcome_template/del": ("POST", group_welcome_template_del),
+    "media/upload": ("POST", media_upload),
     "auth/getuserinfo": ("GET", auth_getuserinfo),
     "get_jsapi_ticket": ("GET", get_jsapi_ticket),
     "ticket/get": ("GET", ticket_get),

@@ -6,10 +6,13 @@ passes, in order: an injected error (if one is queued for the path), the access_
 per (corp, path) rate limit, then the handler.
 
 `/emulator/...` is ours, never WeCom's: plain JSON with HTTP 4xx and `{"detail": ...}` on bad input.
+`/scan/contact/{config_id}` and `/scan/group/{config_id}` are what a 联系我 / join-way `qr_code` points
+at: GET shows a tiny page with a "scan" button, POST performs the scan and answers the action's JSON.
 """
 
 from __future__ import annotations
 
+import html
 import inspect
 import json
 import secrets
@@ -21,15 +24,17 @@ from urllib.parse import urlencode
 from pydantic import ConfigDict, ValidationError, validate_call
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from siyu.wecom.crypto import MsgCrypt
 from siyu.wecom.emulator.actors import ACTIONS, ALIASES, Actors, CallbackSender, CallbackUrlError, action_params
-from siyu.wecom.emulator.api import ROUTES, Call, issue_oauth_code
+from siyu.wecom.emulator.api import ROUTES, Call, UploadedFile, issue_oauth_code
 from siyu.wecom.emulator.controls import ErrorInjector, RateLimiter, TokenStore, normalize_path
 from siyu.wecom.emulator.state import EmulatorError, EmulatorState
+from siyu.wecom.emulator.traffic import TrafficRun
 
 ERRTEXT: dict[int, str] = {
     -1: "system busy",
@@ -48,7 +53,7 @@ ERRTEXT: dict[int, str] = {
     48001: "api unauthorized",
 }
 _LENIENT = ConfigDict(coerce_numbers_to_str=True)
-NOT_FOUND_CODES = frozenset({60111, 40096, 84061, 40050, 40068, 60123})
+NOT_FOUND_CODES = frozenset({60111, 40096, 84061, 40050, 40068, 60123, 41044})
 
 
 def errmsg(errcode: int, text: str, ip: str) -> str:
@@ -91,6 +96,7 @@ class Emulator:
         self.tokens = TokenStore(clock=time.time)
         self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour)
         self.errors = ErrorInjector()
+        self.traffic_runs: dict[int, TrafficRun] = {}
 
     def set_callback_url(self, url: str | None, *, verify: bool = True) -> None:
         """Save the callback URL; like the admin console, verify it with an echostr GET first."""
@@ -110,6 +116,10 @@ class Emulator:
             "rate_limit_per_minute": self.limiter.per_minute,
             "rate_limit_per_hour": self.limiter.per_hour,
             "injected_errors": self.errors.pending(),
+            "contact_ways": len(self.state.contact_ways),
+            "join_ways": len(self.state.join_ways),
+            "welcome_deliveries": len(self.state.welcome_deliveries),
+            "traffic_runs": len(self.traffic_runs),
         }
 
 
@@ -152,6 +162,25 @@ async def _read_body(request: Request) -> dict[str, Any]:
     return body
 
 
+async def _read_call(request: Request, query: dict[str, str]) -> Call:
+    """A POST's JSON body, or its multipart form (media/upload): files apart, other fields as strings."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return Call(query, await _read_body(request))
+    try:
+        form = await request.form()
+    except Exception:  # python-multipart's errors vary by version; all mean a malformed body
+        raise ApiFailure(47001) from None
+    body: dict[str, Any] = {}
+    files: dict[str, UploadedFile] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            data = await value.read()
+            files[key] = UploadedFile(value.filename or "", value.content_type or "application/octet-stream", data)
+        else:
+            body[key] = value
+    return Call(query, body, files)
+
+
 async def _api_call(emu: Emulator, request: Request, path: str) -> dict[str, Any]:
     injected = emu.errors.take(path)
     if injected is not None:
@@ -168,7 +197,7 @@ async def _api_call(emu: Emulator, request: Request, path: str) -> dict[str, Any
         raise ApiFailure(43001 if method == "GET" else 43002)
     if not emu.limiter.allow(corpid, path):
         raise ApiFailure(45009)
-    call = Call(query, await _read_body(request) if method == "POST" else {})
+    call = await _read_call(request, query) if method == "POST" else Call(query, {})
     with emu.state.lock:
         return handler(emu.state, call)
 
@@ -237,6 +266,10 @@ class ControlPlane:
             Route("/emulator/deliveries", self.deliveries, methods=["GET"]),
             Route("/emulator/actions", self.actions, methods=["GET"]),
             Route("/emulator/actions/{name:str}", self.run_action, methods=["POST"]),
+            Route("/emulator/welcome_deliveries", self.welcome_deliveries, methods=["GET"]),
+            Route("/emulator/media/{media_id:str}", self.media, methods=["GET"]),
+            Route("/emulator/traffic", self.traffic, methods=["GET", "POST"]),
+            Route("/emulator/traffic/{run_id:int}", self.traffic_run, methods=["GET", "DELETE"]),
         ]
 
     async def corp(self, request: Request) -> Response:
@@ -307,6 +340,108 @@ class ControlPlane:
         # in a thread: the callback receiver may call this emulator back before answering
         return _json(await run_in_threadpool(_run_action, self.emu, name, body))
 
+    async def welcome_deliveries(self, request: Request) -> Response:
+        """The welcome messages customers received (accepted send_welcome_msg calls), oldest first."""
+        with self.emu.state.lock:
+            items = [asdict(d) for d in self.emu.state.welcome_deliveries]
+        return _json({"welcome_deliveries": items})
+
+    async def media(self, request: Request) -> Response:
+        """The bytes of an uploaded media, as the customer would see them."""
+        media = self.emu.state.media.get(request.path_params["media_id"])
+        if media is None:
+            raise BadRequest("unknown media_id", 404)
+        return Response(media.data, media_type=media.content_type)
+
+    async def traffic(self, request: Request) -> Response:
+        """POST {config_ids (list or {id: weight}; default every 联系我), scans, per_minute, churn?, churn_after?,
+        seed?} starts a background run (202); GET lists the runs with their live reports."""
+        if request.method == "GET":
+            return _json({"runs": [run.to_json() for run in self.emu.traffic_runs.values()]})
+        params = _traffic_params(self.emu, await _control_body(request))
+        run_id = max(self.emu.traffic_runs, default=0) + 1
+        run = self.emu.traffic_runs[run_id] = TrafficRun(run_id, self.emu.actors, params).start()
+        return _json(run.to_json(), 202)
+
+    async def traffic_run(self, request: Request) -> Response:
+        """GET one run; DELETE stops it (the scans done so far stay)."""
+        run = self.emu.traffic_runs.get(request.path_params["run_id"])
+        if run is None:
+            raise BadRequest("unknown traffic run", 404)
+        if request.method == "DELETE":
+            run.stop()
+        return _json(run.to_json())
+
+
+def _traffic_params(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+    config_ids = body.get("config_ids") or list(emu.state.contact_ways)
+    unknown = [c for c in config_ids if c not in emu.state.contact_ways]
+    if unknown:
+        raise BadRequest(f"unknown config_ids: {', '.join(map(str, unknown))}", 404)
+    if not config_ids:
+        raise BadRequest("no 联系我 configs to scan: create one first or pass config_ids", 409)
+    churn = body.get("churn", 0.0)
+    try:
+        return {
+            "config_ids": config_ids if isinstance(config_ids, dict) else [str(c) for c in config_ids],
+            "scans": int(body["scans"]),
+            "per_minute": float(body.get("per_minute", 0)),
+            "churn": {str(k): float(v) for k, v in churn.items()} if isinstance(churn, dict) else float(churn),
+            "churn_after": float(body.get("churn_after", 0)),
+            "seed": int(body.get("seed", 0)),
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadRequest(f"expected {{scans, per_minute, config_ids?, churn?, churn_after?, seed?}}: {exc!r}") from None
+
+
+# --- /scan: what a qr_code points at ------------------------------------------------------------
+
+_SCAN_PAGE = """<!doctype html>
+<html lang="zh"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1><p>{details}</p>
+<form method="post"><button type="submit">{button}</button></form></body></html>"""
+
+
+def _scan_page(emu: Emulator, kind: str, config_id: str) -> Response:
+    state = emu.state
+    with state.lock:
+        if kind == "contact" and config_id in state.contact_ways:
+            way = state.contact_ways[config_id]
+            title, button = f"联系我 / Contact me: {way.remark or config_id}", "扫码添加 / Scan and add"
+            members = ", ".join(state.contact_way_scan_members(way)) or "-"
+            details = f"config_id {config_id} · state {way.state or '-'} · {members}"
+        elif kind == "group" and config_id in state.join_ways:
+            join = state.join_ways[config_id]
+            title, button = f"加入群聊 / Join group: {join.remark or config_id}", "扫码入群 / Scan and join"
+            names = ", ".join(state.groups[c].name for c in join.chat_id_list if c in state.groups) or "-"
+            details = f"config_id {config_id} · state {join.state or '-'} · {names}"
+        else:
+            return HTMLResponse("<!doctype html><p>二维码已失效 / This code is no longer valid</p>", status_code=404)
+    page = _SCAN_PAGE.format(title=html.escape(title), details=html.escape(details), button=html.escape(button))
+    return HTMLResponse(page)
+
+
+async def _scan_body(request: Request) -> dict[str, Any]:
+    """JSON or the page's form: optional external_userid / name of the customer who scans."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return await _control_body(request)
+    form = await request.form()
+    return {k: v for k, v in form.items() if k in ("external_userid", "name") and isinstance(v, str) and v}
+
+
+def _scan_endpoint(emu: Emulator) -> Any:
+    async def scan(request: Request) -> Response:
+        kind, config_id = request.path_params["kind"], request.path_params["config_id"]
+        if kind not in ("contact", "group"):
+            raise BadRequest("unknown code kind", 404)
+        if request.method == "GET":
+            return _scan_page(emu, kind, config_id)
+        body = {**(await _scan_body(request)), "config_id": config_id}
+        name = "scan_contact_way" if kind == "contact" else "scan_join_way"
+        return _json(await run_in_threadpool(_run_action, emu, name, body))
+
+    return scan
+
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
@@ -339,6 +474,7 @@ def create_app(emu: Emulator) -> Starlette:
     routes = [
         Route("/cgi-bin/{path:path}", _cgi_endpoint(emu), methods=["GET", "POST"]),
         Route("/connect/oauth2/authorize", _oauth_authorize(emu), methods=["GET"]),
+        Route("/scan/{kind:str}/{config_id:str}", _scan_endpoint(emu), methods=["GET", "POST"]),
         *ControlPlane(emu).routes(),
     ]
     return Starlette(routes=routes, exception_handlers={BadRequest: _bad_request})

@@ -3,12 +3,14 @@
 siyu emulator --port 8010 --employees 50 --customers 20000 --seed 42 --callback-url URL
 siyu emulator act add_customer --url http://127.0.0.1:8010 -p userid=ZhangWei -p state=store_sh_01
 siyu emulator act --url http://127.0.0.1:8010          (lists the actions and their parameters)
+siyu emulator traffic --url http://127.0.0.1:8010 --scans 200 --per-minute 60 --churn 0.1 --config-id ID[=WEIGHT]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Annotated, Any
 
 import httpx
@@ -34,6 +36,9 @@ def serve(
     verify_callback: Annotated[bool, typer.Option(help="Run the echostr check on --callback-url first")] = False,
     rate_limit_per_minute: Annotated[int | None, typer.Option(help="Per (corp, API) limit; WeCom: 10000")] = None,
     rate_limit_per_hour: Annotated[int | None, typer.Option(help="Per (corp, API) limit; WeCom: 150000")] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="Base URL customers reach the emulator at (qr_code links); default host:port")
+    ] = None,
 ) -> None:
     """Serve the emulator in the foreground (the default command), printing the corp credentials."""
     if ctx.invoked_subcommand is not None:
@@ -45,6 +50,7 @@ def serve(
     from siyu.wecom.emulator.state import build_state
 
     state = build_state(seed=seed, employees=employees, customers=customers)
+    state.public_url = (public_url or f"http://{host}:{port}").rstrip("/")
     emulator = Emulator(state, rate_limit_per_minute=rate_limit_per_minute, rate_limit_per_hour=rate_limit_per_hour)
     try:
         emulator.set_callback_url(callback_url, verify=verify_callback)
@@ -130,3 +136,48 @@ def summary(
 ) -> None:
     """Counts of everything in the running emulator, and its callback deliveries."""
     typer.echo(json.dumps(_request("GET", f"{url.rstrip('/')}/emulator/summary"), ensure_ascii=False, indent=2))
+
+
+def _config_weights(config_ids: list[str]) -> dict[str, float]:
+    """ID or ID=WEIGHT items as {id: weight}."""
+    weights: dict[str, float] = {}
+    for item in config_ids:
+        config_id, sep, weight = item.partition("=")
+        try:
+            weights[config_id] = float(weight) if sep else 1.0
+        except ValueError:
+            raise typer.BadParameter(f"expected ID or ID=WEIGHT, got {item!r}", param_hint="--config-id") from None
+    return weights
+
+
+@emulator_app.command("traffic")
+def traffic(
+    url: Annotated[str, typer.Option(help="The emulator's base URL (env SIYU_EMULATOR_URL)")] = DEFAULT_URL,
+    scans: Annotated[int, typer.Option(help="How many customers scan")] = 100,
+    per_minute: Annotated[float, typer.Option(help="Scans per minute, spread evenly; 0 = as fast as possible")] = 60,
+    churn: Annotated[float, typer.Option(help="Probability that a customer deletes the employee later")] = 0.0,
+    churn_after: Annotated[float, typer.Option(help="Seconds between the scan and the deletion")] = 0.0,
+    config_id: Annotated[
+        list[str] | None, typer.Option(help="ID or ID=WEIGHT, repeatable; default every 联系我 code, equally")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the code choice and the churn draws")] = 0,
+    wait: Annotated[bool, typer.Option(help="Wait for the run to finish and print its report")] = True,
+) -> None:
+    """Simulate customers scanning 联系我 codes (callbacks included) in a running emulator."""
+    base = url.rstrip("/")
+    body: dict[str, Any] = {
+        "scans": scans,
+        "per_minute": per_minute,
+        "churn": churn,
+        "churn_after": churn_after,
+        "seed": seed,
+    }
+    if config_id:
+        body["config_ids"] = _config_weights(config_id)
+    run = _request("POST", f"{base}/emulator/traffic", body)
+    while wait and run["status"] == "running":
+        time.sleep(0.25)
+        run = _request("GET", f"{base}/emulator/traffic/{run['id']}")
+    typer.echo(json.dumps(run, ensure_ascii=False, indent=2))
+    if run["status"] == "failed":
+        raise typer.Exit(1)

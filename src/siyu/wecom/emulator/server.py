@@ -12,7 +12,8 @@ import uvicorn
 
 from siyu.wecom.emulator.actors import Actors, Delivery
 from siyu.wecom.emulator.app import Emulator, create_app
-from siyu.wecom.emulator.state import Corp, EmulatorState, build_state
+from siyu.wecom.emulator.state import Corp, EmulatorState, WelcomeDelivery, build_state
+from siyu.wecom.emulator.traffic import TrafficReport, run_traffic
 
 
 class ServerThread:
@@ -80,6 +81,16 @@ class RunningEmulator:
     def deliveries(self) -> list[Delivery]:
         return list(self.emulator.sender.deliveries)
 
+    @property
+    def welcome_deliveries(self) -> list[WelcomeDelivery]:
+        """The welcome messages customers received (accepted send_welcome_msg calls)."""
+        with self.state.lock:
+            return list(self.state.welcome_deliveries)
+
+    def run_traffic(self, **params: Any) -> TrafficReport:
+        """`traffic.run_traffic` against this emulator's actors, in the calling thread."""
+        return run_traffic(self.actors, **params)
+
     def wait_for_callbacks(self, timeout: float | None = 30) -> None:
         """Wait for background deliveries (no-op unless started with background_callbacks=True)."""
         self.emulator.sender.wait(timeout)
@@ -129,5 +140,6 @@ def start_emulator(
     )
     emulator.set_callback_url(callback_url, verify=verify_callback_url)
     server = ServerThread(create_app(emulator), host, port)
+    state.public_url = server.base_url  # qr_code links (/scan/...) point at this server
     server.start()
     return RunningEmulator(emulator, server)

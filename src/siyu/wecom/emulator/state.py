@@ -3,6 +3,8 @@
 Tests read these objects directly to compare a mirror row by row. Every mutation goes through a
 method here (under `lock`), shared by the HTTP API (no callback) and the actors (callback).
 Follows are kept per employee in seq order so cursor paging seeks with bisect, O(page).
+Acquisition objects (contact ways, group join ways, group welcome templates, uploaded media and the
+welcomes customers received) live here too; their caps are attributes so tests can lower them.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Any
 
 from siyu.wecom.emulator import seed_data as sd
 
 DAY = 86_400
+WELCOME_CODE_TTL = 20
+MEDIA_TTL = 3 * DAY
+DEFAULT_PUBLIC_URL = "http://emulator.invalid"
 
 
 class EmulatorError(Exception):
@@ -153,6 +159,80 @@ class WelcomeCode:
     used: bool = False
 
 
+@dataclass(slots=True)
+class ContactWay:
+    """A 联系我 configuration (reference §3.8); `seq` orders list_contact_way."""
+
+    config_id: str
+    type: int  # 1 single member, 2 several
+    scene: int  # 1 mini-program button, 2 QR code
+    user: list[str]
+    party: list[int]
+    create_time: int
+    style: int = 1
+    remark: str = ""
+    skip_verify: bool = True
+    state: str = ""
+    is_temp: bool = False
+    expires_in: int = 0
+    chat_expires_in: int = 0
+    unionid: str = ""
+    is_exclusive: bool = False
+    mark_source: bool = False
+    conclusions: dict[str, Any] | None = None
+    seq: int = 0
+
+
+@dataclass(slots=True)
+class JoinWay:
+    """A customer-group QR code (加入群聊): customers who scan it join the first of its groups with room."""
+
+    config_id: str
+    scene: int
+    chat_id_list: list[str]
+    create_time: int
+    remark: str = ""
+    auto_create_room: int = 0
+    room_base_name: str = ""
+    room_base_id: int = 0
+    state: str = ""
+    mark_source: bool = False
+
+
+@dataclass(slots=True)
+class GroupWelcomeTemplate:
+    """入群欢迎语素材: `content` holds text/image/link/miniprogram/file/video as sent."""
+
+    template_id: str
+    content: dict[str, Any]
+    create_time: int
+    notify: int = 1
+
+
+@dataclass(slots=True)
+class Media:
+    """A temporary media upload (media/upload): valid MEDIA_TTL seconds."""
+
+    media_id: str
+    type: str
+    filename: str
+    content_type: str
+    data: bytes
+    created_at: int
+
+
+@dataclass(slots=True)
+class WelcomeDelivery:
+    """A welcome message WeCom accepted and pushed to the customer."""
+
+    code: str
+    userid: str
+    external_userid: str
+    text: str
+    attachments: list[dict[str, Any]]
+    at: int
+
+
 def member_version(userids: Iterable[str]) -> str:
     return hashlib.md5(",".join(sorted(userids)).encode()).hexdigest()
 
@@ -214,6 +294,12 @@ class IdFactory:
     def welcome_code(self) -> str:
         return self.chars(43)
 
+    def media_id(self) -> str:
+        return "3" + self.chars(63)
+
+    def template_id(self) -> str:
+        return "msg" + self.chars(29)
+
     def hex(self, n: int) -> str:
         return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
 
@@ -240,6 +326,17 @@ class EmulatorState:
         self.groups: dict[str, GroupChat] = {}
         self.welcome_codes: dict[str, WelcomeCode] = {}
         self._group_seq = 0
+        # acquisition: 联系我, group join ways, welcomes, media
+        self.public_url = DEFAULT_PUBLIC_URL
+        self.contact_ways: dict[str, ContactWay] = {}
+        self.contact_way_cap = 500_000
+        self._contact_way_seq = 0
+        self.join_ways: dict[str, JoinWay] = {}
+        self.group_member_cap = 200
+        self.group_welcome_templates: dict[str, GroupWelcomeTemplate] = {}
+        self.group_welcome_template_cap = 100
+        self.media: dict[str, Media] = {}
+        self.welcome_deliveries: list[WelcomeDelivery] = []
 
     def now(self) -> int:
         return int(self.clock())
@@ -361,9 +458,111 @@ class EmulatorState:
 
     def new_welcome_code(self, userid: str, external_userid: str) -> WelcomeCode:
         with self.lock:
-            code = WelcomeCode(self.ids.welcome_code(), userid, external_userid, self.now() + 20)
+            code = WelcomeCode(self.ids.welcome_code(), userid, external_userid, self.now() + WELCOME_CODE_TTL)
             self.welcome_codes[code.code] = code
             return code
+
+    def use_welcome_code(self, code: str) -> WelcomeCode:
+        """The code, checked (41050 unknown or past its 20 s, 41051 already used); the caller marks it used."""
+        found = self.welcome_codes.get(code)
+        if found is None or found.expires_at < self.now():
+            raise EmulatorError(41050, "invalid welcome_code")
+        if found.used:
+            raise EmulatorError(41051, "externaluser has started chatting")
+        return found
+
+    def record_welcome(self, code: WelcomeCode, text: str, attachments: list[dict[str, Any]]) -> WelcomeDelivery:
+        with self.lock:
+            code.used = True
+            delivery = WelcomeDelivery(code.code, code.userid, code.external_userid, text, attachments, self.now())
+            self.welcome_deliveries.append(delivery)
+            return delivery
+
+    # --- contact ways (联系我) ----------------------------------------------------------------
+
+    def require_contact_way(self, config_id: str) -> ContactWay:
+        if not config_id:
+            raise EmulatorError(41043, "missing config_id")
+        way = self.contact_ways.get(config_id)
+        if way is None:
+            raise EmulatorError(41044, f"invalid config_id: {config_id}")
+        return way
+
+    def department_members(self, party: Iterable[int]) -> list[str]:
+        """Members of the departments and their sub-departments, any status except quit, in directory order."""
+        depts: set[int] = set()
+        for dept_id in party:
+            if dept_id not in self.departments:
+                raise EmulatorError(60123, f"invalid party id: {dept_id}")
+            depts.update(self.subdepartments(dept_id))
+        return [e.userid for e in self.employees.values() if e.status != 5 and not depts.isdisjoint(e.department)]
+
+    def check_contact_way_members(self, user: list[str], party: list[int]) -> list[str]:
+        """The members a contact way reaches (≤ 100): 60111 unknown user, 40098 not activated or disabled."""
+        for userid in user:
+            if self.require_employee(userid).status != 1:
+                raise EmulatorError(40098, f"user not activated or disabled: {userid}")
+        members = list(dict.fromkeys([*user, *self.department_members(party)]))
+        if len(members) > 100:
+            raise EmulatorError(41041, f"too many users: {len(members)} members, at most 100")
+        return members
+
+    def add_contact_way(self, way: ContactWay) -> ContactWay:
+        with self.lock:
+            if len(self.contact_ways) >= self.contact_way_cap:
+                raise EmulatorError(41045, f"contact way count exceeds the limit {self.contact_way_cap}")
+            self._contact_way_seq += 1
+            way.seq = self._contact_way_seq
+            self.contact_ways[way.config_id] = way
+            return way
+
+    def delete_contact_way(self, config_id: str) -> ContactWay:
+        with self.lock:
+            way = self.require_contact_way(config_id)
+            del self.contact_ways[config_id]
+            return way
+
+    def contact_way_scan_members(self, way: ContactWay) -> list[str]:
+        """Who a scan can reach: the listed users and the departments' members who are active now."""
+        members = dict.fromkeys([*way.user, *self.department_members(way.party)])
+        return [u for u in members if u in self.employees and self.employees[u].status == 1]
+
+    # --- group join ways, group welcome templates and media ----------------------------------
+
+    def require_join_way(self, config_id: str) -> JoinWay:
+        if not config_id:
+            raise EmulatorError(41043, "missing config_id")
+        way = self.join_ways.get(config_id)
+        if way is None:
+            raise EmulatorError(41044, f"invalid config_id: {config_id}")
+        return way
+
+    def add_group_welcome_template(self, content: dict[str, Any], notify: int) -> GroupWelcomeTemplate:
+        with self.lock:
+            if len(self.group_welcome_templates) >= self.group_welcome_template_cap:
+                raise EmulatorError(41055, f"group welcome template count exceeds {self.group_welcome_template_cap}")
+            template = GroupWelcomeTemplate(self.ids.template_id(), content, self.now(), notify)
+            self.group_welcome_templates[template.template_id] = template
+            return template
+
+    def require_group_welcome_template(self, template_id: str) -> GroupWelcomeTemplate:
+        template = self.group_welcome_templates.get(template_id)
+        if template is None:
+            raise EmulatorError(40058, f"invalid template_id: {template_id}")
+        return template
+
+    def add_media(self, type_: str, filename: str, content_type: str, data: bytes) -> Media:
+        with self.lock:
+            media = Media(self.ids.media_id(), type_, filename, content_type, data, self.now())
+            self.media[media.media_id] = media
+            return media
+
+    def require_media(self, media_id: object) -> Media:
+        """An uploaded media still within its 3 days, else 40007 invalid media_id."""
+        media = self.media.get(media_id) if isinstance(media_id, str) else None
+        if media is None or media.created_at + MEDIA_TTL < self.now():
+            raise EmulatorError(40007, f"invalid media_id: {media_id}")
+        return media
 
     # --- corp tags --------------------------------------------------------------------------
 
