@@ -121,3 +121,21 @@ def test_a_reused_demo_prints_the_same_logins(demo_run: tuple[Path, str]) -> Non
     # then
     assert _logins(again) == _logins(first)
     assert "0 rows changed" in again  # the re-sync finds nothing new
+
+
+def test_the_demo_has_channel_codes_with_customers_and_sent_welcomes(
+    demo_run: tuple[Path, str], demo_server: TestClient
+) -> None:
+    from siyu.acquisition.models import Channel, WelcomeSend
+    from siyu.contacts.models import Follow
+
+    with core_db.session_scope() as session:
+        channels = session.scalar(select(func.count()).select_from(Channel))
+        attributed = session.scalar(select(func.count()).select_from(Follow).where(Follow.channel_id.is_not(None)))
+        lost = session.scalar(
+            select(func.count()).select_from(Follow).where(Follow.channel_id.is_not(None), Follow.ended_at.is_not(None))
+        )
+        welcomes = dict(session.execute(select(WelcomeSend.status, func.count()).group_by(WelcomeSend.status)).all())
+    assert channels == 5
+    assert attributed and attributed > 20 and lost
+    assert welcomes.get("sent", 0) >= 10, welcomes

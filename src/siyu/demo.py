@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from siyu import demo_history, demo_logins
+from siyu import demo_acquisition, demo_history, demo_logins
 
 console = Console(soft_wrap=True)  # long URLs and tokens stay on one line, even in a pipe
 DEMO_EMPLOYEES = 50
@@ -158,12 +158,19 @@ def demo(
         history = demo_history.plan(seed, anchor, customers)
         if meta.get("history"):
             demo_history.replay(emulator, history, seed)  # the emulator forgets; siyu remembers
+        if meta.get("acquisition"):
+            demo_acquisition.replay(emulator, corp_id, seed, dict(meta["acquisition"]), customers)  # type: ignore[call-overload]
         emulator.set_callback_url(f"http://127.0.0.1:{port}/wecom/callback/{corp_id}")
         _sync_with_progress(run_sync, corp_id)
         if not meta.get("history"):
             demo_history.seed(emulator, history, seed, corp_id)
             meta["history"] = len(history)
             _save_meta(data_dir, meta)
+        if not meta.get("acquisition"):
+            meta["acquisition"] = demo_acquisition.seed(emulator, corp_id, seed, customers)
+            _save_meta(data_dir, meta)
+        else:
+            demo_acquisition.reconnect(corp_id)
         logins = demo_logins.ensure(meta, corp_id, emulator)
         _save_meta(data_dir, meta)
         console.print(f"ready in {time.monotonic() - started:.0f} s")
@@ -210,6 +217,8 @@ The sidebar, as WeCom's chat toolbar opens it (valid 30 minutes; a phone-sized w
 
 Make something happen in the emulator and watch it arrive:
   siyu emulator act add_customer --url {emulator_url}
+  open a channel code's URL (console → 渠道活码 → a code) and press "scan", or a burst of scans:
+  siyu emulator traffic --url {emulator_url} --scans 200 --per-minute 600 --churn 0.1
 
 Ctrl-C stops everything."""
     )

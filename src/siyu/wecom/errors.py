@@ -6,7 +6,7 @@ WeComError
     ├── TokenError              40014 invalid / 42001 expired / 41001 missing access_token: refresh and retry once
     ├── CredentialError         40013 bad corpid, 40001 / 40091 bad secret: retrying cannot help
     ├── RateLimitError          45009 frequency, 45033 concurrency, -1 system busy: back off with jitter
-    ├── PermissionError_        48002 api forbidden, 60011 no privilege, 301002 not allowed for this app
+    ├── PermissionError_        48002 api forbidden, 60011 no privilege, 301002 not allowed, 40098 member not activated
     ├── NotFoundError           84061 not an external contact, 40096 invalid external_userid, 60111 no user …
     ├── InvalidRequestError     40058 bad field, 41xxx missing parameter, 301021 duplicate tag name …
     └── (ApiError itself)       any other errcode
@@ -87,7 +87,8 @@ _BY_ERRCODE: dict[int, type[ApiError]] = {
     **dict.fromkeys((40013, 40001, 40091), CredentialError),
     **dict.fromkeys((48002, 60011, 301002), PermissionError_),
     **dict.fromkeys((84061, 40096, 60111, 40003, 84062), NotFoundError),
-    **dict.fromkeys((40058, 41037, 301021, 40068, 40071), InvalidRequestError),
+    **dict.fromkeys((40058, 41037, 301021, 40068, 40071, 40007, 45002, 40004, 40009), InvalidRequestError),
+    **dict.fromkeys((40098,), PermissionError_),
 }
 
 
