@@ -111,8 +111,8 @@ class Follow(Base):
         Index("ix_follow_id_employee_customer", "id", "employee_id", "customer_id"),
         # the dashboard's "lost today" and 30-day trend
         Index("ix_follow_corp_ended", "corp_id", "ended_at"),
-        # channel funnels: a channel's follows by day
-        Index("ix_follow_channel_created", "channel_id", "created_at"),
+        # channel funnels: a channel's follows by day, covering what the funnel counts (index-only on SQLite)
+        Index("ix_follow_channel_created", "channel_id", "created_at", "employee_id", "status", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
