@@ -231,7 +231,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("channel_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True)
         )
-        batch_op.create_index("ix_follow_channel_created", ["channel_id", "created_at", "employee_id", "status", "ended_at"], unique=False)
+        batch_op.create_index(
+            "ix_follow_channel_created", ["channel_id", "created_at", "employee_id", "status", "ended_at"], unique=False
+        )
         batch_op.create_foreign_key(
             batch_op.f("fk_follow_channel_id_channel"), "channel", ["channel_id"], ["id"], ondelete="SET NULL"
         )
