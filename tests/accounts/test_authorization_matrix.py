@@ -37,10 +37,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.accounts.actions import do_create_api_token, hash_password
 from siyu.accounts.auth import SESSION_COOKIE, csrf_token_for, session_cookie_value
 from siyu.accounts.models import ConsoleUser
+from siyu.acquisition.models import Channel, ChannelGroup, GroupCode, Material, WelcomeTemplate
 from siyu.app import create_app
 from siyu.contacts.models import CustomerExport
 from siyu.core.tasks import huey
 from siyu.corp.models import AuditLog
+from siyu.groups.models import GroupChat
 from tests.console_api_support import (
     add,
     customer,
@@ -69,6 +71,7 @@ def every(status: int) -> tuple[int, ...]:
 @dataclass
 class World:
     ids: dict[str, int] = field(default_factory=dict)
+    chat_ids: dict[str, str] = field(default_factory=dict)  # corp suffix → a group's WeCom chat_id
     api: dict[str, TestClient] = field(default_factory=dict)
     page: dict[str, TestClient] = field(default_factory=dict)
 
@@ -138,6 +141,7 @@ def _corp_a(db: sessionmaker[Session], w: World) -> int:
     owners = ("staffer", "mate", "outsider")
     group_ids = add(db, *(group_chat(a, who, f"群-{who}") for who in owners))
     w.ids |= {f"G_{who}": i for who, i in zip(owners, group_ids, strict=True)}
+    _acquisition(db, w, a, "a", owner_userid="staffer")
     w.ids["corp_a"] = a
     return a
 
@@ -156,7 +160,45 @@ def _corp_b(db: sessionmaker[Session], w: World) -> None:
     w.ids["U_b"] = user.id
     w.ids["K_b"], _ = _token(db, user)
     [w.ids["X_b"]] = add(db, CustomerExport(corp_id=b, user_id=user.id, filters={}))
+    _acquisition(db, w, b, "b", owner_userid="staffer")
     w.ids["corp_b"] = b
+
+
+def _acquisition(db: sessionmaker[Session], w: World, corp_id: int, suffix: str, *, owner_userid: str) -> None:
+    """A channel group, a channel code, a group code, an image material and the corp's default welcome."""
+    [chat] = add(db, group_chat(corp_id, owner_userid, f"群码群-{suffix}"))
+    with db() as s:
+        chat_id = s.get(GroupChat, chat).chat_id  # type: ignore[union-attr]
+    w.chat_ids[suffix] = chat_id
+    [w.ids[f"CHG_{suffix}"]] = add(db, ChannelGroup(corp_id=corp_id, name=f"门店-{suffix}"))
+    [w.ids[f"CH_{suffix}"]] = add(
+        db,
+        Channel(
+            corp_id=corp_id,
+            name=f"渠道-{suffix}",
+            state=f"ch_matrix_{suffix}",
+            userids=[owner_userid],
+            live_userids=[owner_userid],
+            config_id=f"cfg-{suffix}",
+            qr_url=f"http://emulator.invalid/scan/contact/cfg-{suffix}",
+        ),
+    )
+    [w.ids[f"GC_{suffix}"]] = add(
+        db,
+        GroupCode(
+            corp_id=corp_id,
+            name=f"群码-{suffix}",
+            state=f"gc_matrix_{suffix}",
+            chat_ids=[chat_id],
+            room_base_name="群",
+            config_id=f"jw-{suffix}",
+            qr_url=f"http://emulator.invalid/scan/group/jw-{suffix}",
+        ),
+    )
+    [w.ids[f"M_{suffix}"]] = add(
+        db, Material(corp_id=corp_id, kind="image", title="图", image_data=b"\x89PNG-matrix", image_type="image/png")
+    )
+    [w.ids[f"WT_{suffix}"]] = add(db, WelcomeTemplate(corp_id=corp_id, scope="corp", scope_key="", text="欢迎"))
 
 
 def build_world(db: sessionmaker[Session]) -> World:
@@ -199,7 +241,7 @@ class Row:
     obj: str  # a World key, or "-" for none
     expect: tuple[int, ...]  # one status per role, in ROLES order
     body: Body = None
-    via: str = "api"  # "api" (bearer token) or "page" (console, session cookie)
+    via: str = "api"  # "api" (bearer token), "form" (bearer token, a multipart form) or "page" (console cookie)
 
 
 def _new_user(_w: World, role: str) -> dict[str, Any]:
@@ -251,6 +293,21 @@ def _per_group(path: str, via: str = "api") -> list[Row]:
 
 
 ADMIN_COMPLIANCE = (200, 403, 403, 403, 200)
+WRITE_OTHER_CORP = (
+    404,
+    404,
+    403,
+    403,
+    403,
+)  # writers get not-found for another corp's object; others are refused first
+CHANNEL_READS = ("/api/channels/{id}", "/api/channels/{id}/qr.png", "/api/channels/{id}/qr.svg")
+GROUP_CODE_READS = ("/api/group-codes/{id}", "/api/group-codes/{id}/qr.png", "/api/group-codes/{id}/qr.svg")
+ACQUISITION_PAGES = ("/channels", "/group-codes", "/welcome", "/materials", "/funnels")
+
+
+def _group_code_body(w: World, suffix: str) -> dict[str, Any]:
+    return {"name": "新群码", "chat_ids": [w.chat_ids[suffix]], "room_base_name": "新群"}
+
 
 ROWS: list[Row] = [
     # customers and follows (their tags) — scoped by whom the role's employees follow
@@ -327,6 +384,52 @@ ROWS: list[Row] = [
     Row("DELETE", "/api/tags/{id}", "T_b", (404, 404, 403, 403, 403)),
     # dashboard — everyone (its numbers are scoped: see test_the_dashboard_counts_only_what_the_role_sees)
     Row("GET", "/api/dashboard", "-", every(200)),
+    # acquisition — everyone reads the corp's codes, materials and welcomes; admin and operator change them
+    Row("GET", "/api/channel-groups", "-", every(200)),
+    Row("POST", "/api/channel-groups", "-", (201, 201, 403, 403, 403), {"name": "新分组", "kind": "store"}),
+    Row("PUT", "/api/channel-groups/{id}", "CHG_a", ADMIN_OPERATOR, {"name": "改名分组", "kind": "poster"}),
+    Row("PUT", "/api/channel-groups/{id}", "CHG_b", WRITE_OTHER_CORP, {"name": "改名分组", "kind": "poster"}),
+    Row("DELETE", "/api/channel-groups/{id}", "CHG_a", (204, 204, 403, 403, 403)),
+    Row("DELETE", "/api/channel-groups/{id}", "CHG_b", WRITE_OTHER_CORP),
+    Row("GET", "/api/channels", "-", every(200)),
+    Row("POST", "/api/channels", "-", (201, 201, 403, 403, 403), {"name": "新码", "userids": ["staffer"]}),
+    *(Row("GET", path, "CH_a", every(200)) for path in CHANNEL_READS),
+    *(Row("GET", path, "CH_b", NOBODY_404) for path in CHANNEL_READS),
+    Row("PATCH", "/api/channels/{id}", "CH_a", ADMIN_OPERATOR, {"name": "改名码"}),
+    Row("PATCH", "/api/channels/{id}", "CH_b", WRITE_OTHER_CORP, {"name": "改名码"}),
+    Row("DELETE", "/api/channels/{id}", "CH_a", (204, 204, 403, 403, 403)),
+    Row("DELETE", "/api/channels/{id}", "CH_b", WRITE_OTHER_CORP),
+    Row("GET", "/api/welcome-templates", "-", every(200)),
+    Row("PUT", "/api/welcome-templates", "-", ADMIN_OPERATOR, {"scope": "corp", "content": {"text": "您好"}}),
+    Row("DELETE", "/api/welcome-templates/{id}", "WT_a", (204, 204, 403, 403, 403)),
+    Row("DELETE", "/api/welcome-templates/{id}", "WT_b", WRITE_OTHER_CORP),
+    Row("GET", "/api/welcome-sends", "-", every(200)),
+    Row("GET", "/api/materials", "-", every(200)),
+    Row("GET", "/api/materials/{id}/image", "M_a", every(200)),
+    Row("GET", "/api/materials/{id}/image", "M_b", NOBODY_404),
+    Row("DELETE", "/api/materials/{id}", "M_a", (204, 204, 403, 403, 403)),
+    Row("DELETE", "/api/materials/{id}", "M_b", WRITE_OTHER_CORP),
+    Row(
+        "POST",
+        "/api/materials",
+        "-",
+        (201, 201, 403, 403, 403),
+        {"kind": "link", "title": "链接", "url": "https://example.com"},
+        "form",
+    ),
+    Row("GET", "/api/group-codes", "-", every(200)),
+    Row("POST", "/api/group-codes", "-", (201, 201, 403, 403, 403), lambda w, _r: _group_code_body(w, "a")),
+    *(Row("GET", path, "GC_a", every(200)) for path in GROUP_CODE_READS),
+    *(Row("GET", path, "GC_b", NOBODY_404) for path in GROUP_CODE_READS),
+    Row("PUT", "/api/group-codes/{id}", "GC_a", ADMIN_OPERATOR, lambda w, _r: _group_code_body(w, "a")),
+    Row("PUT", "/api/group-codes/{id}", "GC_b", WRITE_OTHER_CORP, lambda w, _r: _group_code_body(w, "b")),
+    Row("DELETE", "/api/group-codes/{id}", "GC_a", (204, 204, 403, 403, 403)),
+    Row("DELETE", "/api/group-codes/{id}", "GC_b", WRITE_OTHER_CORP),
+    # channel funnels — everyone (numbers scoped like the dashboard)
+    Row("GET", "/api/funnels/channels", "-", every(200)),
+    Row("GET", "/api/funnels/channels.csv", "-", every(200)),
+    Row("GET", "/api/funnels/channels/{id}", "CH_a", every(200)),
+    Row("GET", "/api/funnels/channels/{id}", "CH_b", NOBODY_404),
     # console pages
     Row("GET", "/", "-", every(200), via="page"),
     Row("GET", "/users", "-", (200, 403, 403, 403, 403), via="page"),
@@ -347,6 +450,15 @@ ROWS: list[Row] = [
     *_per_group("/groups/{id}", via="page"),
     Row("GET", "/settings", "-", ADMIN_OPERATOR, via="page"),
     Row("GET", "/audit", "-", ADMIN_COMPLIANCE, via="page"),
+    *(Row("GET", path, "-", every(200), via="page") for path in ACQUISITION_PAGES),
+    *(
+        Row("GET", path, "CH_a", every(200), via="page")
+        for path in ("/channels/{id}", "/channels/{id}/poster", "/funnels/{id}")
+    ),
+    *(
+        Row("GET", path, "CH_b", NOBODY_404, via="page")
+        for path in ("/channels/{id}", "/channels/{id}/poster", "/funnels/{id}")
+    ),
 ]
 
 
@@ -362,7 +474,9 @@ def _request(world: World, role: str, row: Row) -> Any:
         for placeholder, key in zip(("{id}", "{id2}"), row.obj.split(","), strict=False):
             path = path.replace(placeholder, str(world.id_of(key, role)))
     body = row.body(world, role) if callable(row.body) else row.body
-    client = world.api[role] if row.via == "api" else world.page[role]
+    client = world.page[role] if row.via == "page" else world.api[role]
+    if row.via == "form":
+        return client.request(row.method, path, data=body, files={"_": ("", b"")})
     if row.via == "page" and body is not None:
         return client.request(row.method, path, data=body)
     return client.request(row.method, path, json=body)
@@ -374,7 +488,7 @@ def test_matrix(world: World, role: str, row: Row, status: int) -> None:
     r = _request(world, role, row)
     # then it gets exactly the expected answer; refusals carry a code, and 404 reads like a missing id
     assert r.status_code == status, f"{role} {row.method} {row.path} [{row.obj}]: {r.status_code} {r.text[:300]}"
-    if status in (403, 404) and row.via == "api":
+    if status in (403, 404) and row.via != "page":
         assert r.json()["detail"][0]["code"] == ("forbidden" if status == 403 else "not_found")
 
 
