@@ -11,7 +11,7 @@ import logging
 from huey import crontab
 from huey.consumer import Consumer
 
-from siyu.acquisition.tasks import drain_welcomes, rotate_all_corps
+from siyu.acquisition.tasks import drain_welcomes, reconcile_all_corps, rotate_all_corps
 from siyu.callbacks.tasks import drain_inbox
 from siyu.core.tasks import configure_queue, huey
 from siyu.outbox.tasks import drain_outbox
@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 def nightly_reconciliation() -> int:
     """03:17 in Shanghai: a full sync of every corp catches whatever callbacks missed."""
     return enqueue_all_corps()
+
+
+@huey.periodic_task(crontab(hour="19", minute="47"))
+def nightly_channel_reconciliation() -> dict[str, int]:
+    """03:47 in Shanghai: channel codes against WeCom's list (orphans from lost answers, codes deleted there)."""
+    return reconcile_all_corps()
 
 
 @huey.periodic_task(crontab(minute="*/5"))

@@ -273,3 +273,51 @@ def test_group_code_joiners_are_recorded_and_tagged(live: Live) -> None:
         rows = s.execute(sa.select(GroupCodeJoin.member_userid, GroupCodeJoin.chat_id)).all()
     assert rows == [(follow.external_userid, joined.data["chat_id"])]
     assert tag.wecom_id in live.emu.state.follow(follow.userid, follow.external_userid).tag_ids  # type: ignore[union-attr]
+
+
+def test_a_full_group_rotates_in_a_new_one_and_the_code_follows(live: Live) -> None:
+    chat_id = next(iter(live.emu.state.groups))
+    with live.db.begin() as s:
+        code = actions.do_create_group_code(
+            s, live.admin, GroupCodeWrite(name="福利群", chat_ids=[chat_id], room_base_name="福利群", room_base_id=7)
+        )
+        code_id = code.id
+    live.send_outbox()
+    with live.db() as s:
+        config_id = s.get(GroupCode, code_id).config_id  # type: ignore[union-attr]
+    # the only group is full: WeCom creates 福利群7 and puts the customer there
+    live.emu.state.group_member_cap = len(live.emu.state.groups[chat_id].members)
+    joined = live.emu.actors.scan_join_way(config_id)
+    assert joined.data["created_group"]
+    assert set(live.process()) == {"done"}
+    with live.db() as s:
+        code = s.get(GroupCode, code_id)
+        assert code is not None
+        assert joined.data["chat_id"] in code.chat_ids and code.room_base_id == 8
+        joins = s.scalar(
+            sa.select(sa.func.count()).select_from(GroupCodeJoin).where(GroupCodeJoin.group_code_id == code_id)
+        )
+    assert joins == 1
+
+
+def test_reconcile_deletes_orphans_of_lost_answers_and_flags_codes_deleted_in_wecom(live: Live) -> None:
+    from siyu.acquisition.reconcile import MISSING_IN_WECOM, do_reconcile_contact_ways
+    from siyu.corp.models import Corp
+    from siyu.wecom.client import client_for_corp
+
+    first, second = _active_userids(live, 2)
+    kept = live.create_channel(userids=[first])
+    gone = live.create_channel(name="被删的码", userids=[second])
+    # a retried add whose first answer was lost: WeCom holds a second config with our state
+    with live.db() as s, client_for_corp(s.get(Corp, live.corp_id)) as client:  # type: ignore[arg-type]
+        orphan = client.add_contact_way(type=2, scene=2, state=kept.state, user=[first]).config_id
+        stranger = client.add_contact_way(type=2, scene=2, state="not-siyu", user=[first]).config_id
+        client.del_contact_way(gone.config_id)  # someone deleted this code in WeCom
+    with live.db.begin() as s, client_for_corp(s.get(Corp, live.corp_id)) as client:  # type: ignore[arg-type]
+        result = do_reconcile_contact_ways(s, live.corp_id, client)
+    assert (result.orphans, result.missing) == ([orphan], [gone.id])
+    live.send_outbox()
+    ways = live.emu.state.contact_ways
+    assert orphan not in ways and stranger in ways and kept.config_id in ways
+    assert live.channel(gone.id).sync_error == MISSING_IN_WECOM
+    assert live.channel(kept.id).sync_error == ""

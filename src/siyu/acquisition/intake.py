@@ -25,6 +25,8 @@ from siyu.sync.bulk import insert_ignoring_conflicts
 from siyu.tags.models import FollowTag, Tag
 from siyu.tags.outbox import MARK_TAG
 from siyu.timeline.actions import EventKind, do_record_event
+from siyu.wecom.client import WeComClient
+from siyu.wecom.errors import WeComError
 
 ACTOR = "siyu:channel"
 
@@ -165,11 +167,18 @@ def do_attribute_corp(session: Session, corp_id: int) -> int:
 
 
 def do_group_members_joined(
-    session: Session, *, corp_id: int, chat_id: str, members: list[tuple[str, str, datetime | None]]
+    session: Session,
+    *,
+    corp_id: int,
+    chat_id: str,
+    members: list[tuple[str, str, datetime | None]],
+    client: WeComClient | None = None,
 ) -> int:
     """Record joiners whose member state names a group code, and tag them where an employee follows them.
 
-    `members` are (member userid, state, join time) of external members who just joined.
+    `members` are (member userid, state, join time) of external members who just joined. A join into
+    a group the code does not list means WeCom rotated in a new group (auto_create_room): the code's
+    groups are re-read from WeCom (get_join_way) so the console shows what customers really join.
     """
     states = {state for _, state, _ in members if state}
     if not states:
@@ -181,6 +190,9 @@ def do_group_members_joined(
         )
     }
     recorded = 0
+    for code in codes_by_state.values():
+        if chat_id not in code.chat_ids and client is not None and code.config_id:
+            _refresh_join_way(session, client, code)
     for member_userid, state, joined_at in members:
         code = codes_by_state.get(state)
         if code is None:
@@ -205,3 +217,13 @@ def do_group_members_joined(
             ).all():
                 _apply_tags(session, follow, customer, employee, code.tag_ids, source=f"group_code:{code.id}")
     return recorded
+
+
+def _refresh_join_way(session: Session, client: WeComClient, code: GroupCode) -> None:
+    try:
+        way = client.get_join_way(code.config_id)
+    except WeComError as exc:
+        code.sync_error = f"get_join_way: {exc}"[:2000]
+    else:
+        code.chat_ids, code.room_base_id = list(way.chat_id_list), way.room_base_id or code.room_base_id
+    session.flush()

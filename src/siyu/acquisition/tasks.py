@@ -6,10 +6,13 @@ import logging
 
 from sqlalchemy import select
 
-from siyu.acquisition import rotation, welcome
+from siyu.acquisition import reconcile, rotation, welcome
 from siyu.acquisition.models import Channel, CodeStatus
 from siyu.core.db import session_scope
 from siyu.core.tasks import huey
+from siyu.corp.models import Corp
+from siyu.wecom.client import client_for_corp
+from siyu.wecom.errors import WeComError
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +42,23 @@ def drain_welcomes() -> dict[str, int]:
     for welcome_id in pending:
         send_welcome(welcome_id)
     return {"expired": expired, "sent": len(pending)}
+
+
+def reconcile_all_corps() -> dict[str, int]:
+    """Every corp with channel codes against WeCom's list of Contact Me configs."""
+    with session_scope() as session:
+        corp_ids = list(session.scalars(select(Channel.corp_id).distinct()))
+    orphans = missing = 0
+    for corp_id in corp_ids:
+        try:
+            with session_scope() as session:
+                corp = session.get(Corp, corp_id)
+                if corp is None:
+                    continue
+                with client_for_corp(corp) as client:
+                    result = reconcile.do_reconcile_contact_ways(session, corp_id, client)
+        except WeComError:
+            log.exception("reconciling the channel codes of corp %s failed", corp_id)
+            continue
+        orphans, missing = orphans + len(result.orphans), missing + len(result.missing)
+    return {"corps": len(corp_ids), "orphans": orphans, "missing": missing}

@@ -127,7 +127,7 @@ def on_external_chat(session: Session, corp_id: int, client: WeComClient, event:
         raise Skip(f"group {event.chat_id} no longer visible: {exc.errmsg}") from exc
     counts = groups.do_upsert_group_chat(session, corp_id, detail)
     if event.update_detail == "add_member":
-        _record_group_code_joins(session, corp_id, event)
+        _record_group_code_joins(session, corp_id, client, event)
     if event.update_detail in ("add_member", "del_member"):
         timeline.do_record_group_membership(
             session,
@@ -140,7 +140,7 @@ def on_external_chat(session: Session, corp_id: int, client: WeComClient, event:
     return counts
 
 
-def _record_group_code_joins(session: Session, corp_id: int, event: ExternalChatEvent) -> None:
+def _record_group_code_joins(session: Session, corp_id: int, client: WeComClient, event: ExternalChatEvent) -> None:
     """Joiners through a group code carry its state on their membership (groupchat/get)."""
     rows = session.execute(
         select(GroupMember.userid, GroupMember.state, GroupMember.join_time)
@@ -155,7 +155,7 @@ def _record_group_code_joins(session: Session, corp_id: int, event: ExternalChat
     ).all()
     if rows:
         intake.do_group_members_joined(
-            session, corp_id=corp_id, chat_id=event.chat_id, members=[(r[0], r[1], r[2]) for r in rows]
+            session, corp_id=corp_id, chat_id=event.chat_id, members=[(r[0], r[1], r[2]) for r in rows], client=client
         )
 
 
