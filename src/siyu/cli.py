@@ -116,6 +116,9 @@ def _mount_optional() -> None:
     except ImportError:  # pragma: no cover
         pass
     from siyu.accounts.cli import user_app
+    from siyu.acquisition.cli import channel_app
+
+    app.add_typer(channel_app, name="channel")
 
     app.add_typer(user_app, name="user")
     from siyu.sidebar.cli import sidebar_link
