@@ -321,3 +321,53 @@ def test_reconcile_deletes_orphans_of_lost_answers_and_flags_codes_deleted_in_we
     assert orphan not in ways and stranger in ways and kept.config_id in ways
     assert live.channel(gone.id).sync_error == MISSING_IN_WECOM
     assert live.channel(kept.id).sync_error == ""
+
+
+def test_welcome_attachments_upload_images_and_invite_to_a_group(live: Live) -> None:
+    from siyu.acquisition.models import MaterialKind
+    from siyu.acquisition.schemas import MaterialWrite
+
+    (userid,) = _active_userids(live, 1)
+    chat_id = next(iter(live.emu.state.groups))
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    with live.db.begin() as s:
+        image = actions.do_create_material(s, live.admin, MaterialWrite(kind=MaterialKind.IMAGE), (png, "image/png"))
+        link = actions.do_create_material(
+            s, live.admin, MaterialWrite(kind=MaterialKind.LINK, title="到店礼", url="https://example.com/gift")
+        )
+        mini = actions.do_create_material(
+            s,
+            live.admin,
+            MaterialWrite(kind=MaterialKind.MINIPROGRAM, title="会员中心", appid="wx0123456789abcdef", page="/pages/m"),
+            (png, "image/png"),
+        )
+        code = actions.do_create_group_code(
+            s, live.admin, GroupCodeWrite(name="会员群", chat_ids=[chat_id], room_base_name="会员群")
+        )
+        ids = (image.id, link.id, mini.id, code.id)
+    live.send_outbox()
+    channel = live.create_channel(
+        userids=[userid], welcome={"text": "欢迎", "material_ids": list(ids[:3]), "group_code_id": ids[3]}
+    )
+    live.emu.actors.scan_contact_way(channel.config_id)
+    assert live.process() == ["done"]
+    (delivery,) = live.emu.welcome_deliveries
+    kinds = [a["msgtype"] for a in delivery.attachments]
+    assert kinds == ["image", "link", "miniprogram", "image"]
+    image_media = delivery.attachments[0]["image"]["media_id"]
+    assert live.emu.state.media[image_media].data == png  # uploaded once, then referenced
+    assert delivery.attachments[2]["miniprogram"]["pic_media_id"] in live.emu.state.media
+    assert "/scan/group/" in delivery.attachments[3]["image"]["pic_url"]  # the group code's QR invites to the group
+
+
+def test_a_resigned_employee_leaves_the_code_at_the_next_rotation(live: Live) -> None:
+    from siyu.acquisition.rotation import do_rotate_corp
+
+    first, second = _active_userids(live, 2)
+    channel = live.create_channel(userids=[first, second])
+    live.emu.actors.resign_employee(first)
+    assert live.process() == ["done"]
+    with live.db.begin() as s:
+        assert do_rotate_corp(s, live.corp_id).changed == [channel.id]
+    live.send_outbox()
+    assert live.emu.state.contact_ways[channel.config_id].user == [second]

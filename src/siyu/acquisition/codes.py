@@ -9,7 +9,7 @@ callback handler both call it, so schedules, caps and the next-day restore are o
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,11 +54,20 @@ def serving(
     daily_cap: int | None,
     adds_today: Mapping[str, int],
     at: datetime,
+    available: Set[str] | None = None,
 ) -> Serving:
-    """Who should serve the code at corp-local time `at`, given today's adds per employee through it."""
+    """Who should serve the code at corp-local time `at`, given today's adds per employee through it.
+
+    `available`: the employees who can serve at all (active in WeCom); others are skipped as if capped.
+    """
     scheduled = next((s for s in schedule if slot_applies(s, at)), None)
     base = [str(u) for u in scheduled["userids"]] if scheduled else list(userids)  # type: ignore[attr-defined]
-    parties = [] if scheduled else list(party_ids)
+    if available is not None:
+        base = [u for u in base if u in available]
+        backup_userids = [u for u in backup_userids if u in available]
+        if not base and not backup_userids and not parties_of(scheduled, party_ids):
+            return Serving([], [], over_cap=True)
+    parties = parties_of(scheduled, party_ids)
     if not daily_cap:
         return Serving(_unique(base), parties)
     under = [u for u in base if adds_today.get(u, 0) < daily_cap]
@@ -69,6 +78,11 @@ def serving(
         return Serving(_unique(backups), [])
     # Nobody under the cap: WeCom needs someone on the code, so the backups (else the scheduled) carry on.
     return Serving(_unique(list(backup_userids) or base), [] if backup_userids else parties, over_cap=True)
+
+
+def parties_of(scheduled: Mapping[str, object] | None, party_ids: Sequence[int]) -> list[int]:
+    """A schedule slot names employees only; the configured departments serve outside the slots."""
+    return [] if scheduled else list(party_ids)
 
 
 def _unique(items: list[str]) -> list[str]:

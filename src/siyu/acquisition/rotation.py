@@ -9,7 +9,7 @@ lift at local midnight.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from siyu.acquisition import codes, outbox
 from siyu.acquisition.models import Channel, CodeStatus
 from siyu.analytics.service import corp_zone, day_start_utc
-from siyu.contacts.models import Employee, Follow
+from siyu.contacts.models import Employee, EmployeeStatus, Follow
 from siyu.core import audit
 from siyu.core.clock import now_utc
 from siyu.corp.models import Corp
@@ -49,15 +49,43 @@ def adds_today(session: Session, corp: Corp, channel_ids: Sequence[int], at: dat
     return found
 
 
+def active_userids(session: Session, corp_id: int, userids: Iterable[str]) -> set[str]:
+    wanted = sorted(set(userids))
+    if not wanted:
+        return set()
+    return set(
+        session.scalars(
+            select(Employee.userid).where(
+                Employee.corp_id == corp_id, Employee.userid.in_(wanted), Employee.status == EmployeeStatus.ACTIVE
+            )
+        )
+    )
+
+
+def _named(channel: Channel) -> set[str]:
+    scheduled = {str(u) for slot in channel.schedule for u in slot.get("userids", [])}  # type: ignore[attr-defined]
+    return {*channel.userids, *channel.backup_userids, *scheduled}
+
+
 def apply_serving(
-    session: Session, channel: Channel, *, at: datetime | None = None, counts: dict[str, int] | None = None
+    session: Session,
+    channel: Channel,
+    *,
+    at: datetime | None = None,
+    counts: dict[str, int] | None = None,
+    available: set[str] | None = None,
 ) -> bool:
-    """Set the users WeCom should serve for the channel now; True if they changed."""
+    """Set the users WeCom should serve for the channel now; True if they changed.
+
+    Employees who left or were disabled are skipped (WeCom refuses them on a code).
+    """
     at = at or now_utc()
     corp = session.get(Corp, channel.corp_id)
     assert corp is not None
     if counts is None:
         counts = adds_today(session, corp, [channel.id], at).get(channel.id, {}) if channel.daily_cap else {}
+    if available is None:
+        available = active_userids(session, channel.corp_id, _named(channel))
     plan = codes.serving(
         userids=channel.userids,
         party_ids=channel.party_ids,
@@ -66,7 +94,10 @@ def apply_serving(
         daily_cap=channel.daily_cap,
         adds_today=counts,
         at=at.astimezone(corp_zone(corp)),
+        available=available,
     )
+    if not plan.userids and not plan.party_ids:
+        return False  # nobody can serve: keep what WeCom has rather than send an empty code
     if plan.userids == channel.live_userids and plan.party_ids == channel.live_party_ids:
         return False
     channel.live_userids, channel.live_party_ids = plan.userids, plan.party_ids
@@ -81,6 +112,7 @@ def do_rotate_channels(
     result = Rotation()
     capped = [c.id for c in channels if c.daily_cap]
     counts = adds_today(session, corp, capped, at)
+    available = active_userids(session, corp.corp_id, {u for c in channels for u in _named(c)})
     for channel in channels:
         if channel.valid_until is not None and channel.valid_until <= at:
             channel.status = CodeStatus.EXPIRED
@@ -90,7 +122,7 @@ def do_rotate_channels(
             result.expired.append(channel.id)
             continue
         before = list(channel.live_userids)
-        if apply_serving(session, channel, at=at, counts=counts.get(channel.id, {})):
+        if apply_serving(session, channel, at=at, counts=counts.get(channel.id, {}), available=available):
             outbox_id = outbox.enqueue_channel_push(session, channel, created_by="siyu:rotation")
             _audit(session, channel, "channel.rotate", before=before, after=channel.live_userids, outbox_id=outbox_id)
             result.changed.append(channel.id)
