@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from siyu.acquisition.models import Channel, CodeStatus
 from siyu.acquisition.outbox import DEL_CONTACT_WAY
-from siyu.core import audit
+from siyu.acquisition.rotation import audit_channel
 from siyu.core.clock import now_utc
 from siyu.outbox.actions import do_enqueue
 from siyu.wecom.client import WeComClient
 from siyu.wecom.errors import NotFoundError
 
+ACTOR = "siyu:reconcile"
 MISSING_IN_WECOM = "the code no longer exists in WeCom (deleted outside siyu): delete this channel and create a new one"
 
 
@@ -53,28 +54,14 @@ def do_reconcile_contact_ways(session: Session, corp_id: int, client: WeComClien
         if channel is None:
             continue  # not one of ours
         payload = {"channel_id": channel.id, "config_id": config_id}
-        outbox = do_enqueue(
-            session, corp_id=corp_id, kind=DEL_CONTACT_WAY, payload=payload, created_by="siyu:reconcile"
-        )
-        _audit(session, channel, "channel.orphan_deleted", config_id=config_id, outbox_id=outbox.id)
+        outbox = do_enqueue(session, corp_id=corp_id, kind=DEL_CONTACT_WAY, payload=payload, created_by=ACTOR)
+        audit_channel(session, channel, "channel.orphan_deleted", actor=ACTOR, config_id=config_id, outbox_id=outbox.id)
         result.orphans.append(config_id)
     for channel in channels:
         if channel.status == CodeStatus.ACTIVE and channel.config_id and channel.config_id not in listed:
             if channel.sync_error != MISSING_IN_WECOM:
                 channel.sync_error = MISSING_IN_WECOM
-                _audit(session, channel, "channel.missing_in_wecom", config_id=channel.config_id)
+                audit_channel(session, channel, "channel.missing_in_wecom", actor=ACTOR, config_id=channel.config_id)
             result.missing.append(channel.id)
     session.flush()
     return result
-
-
-def _audit(session: Session, channel: Channel, action: str, **detail: object) -> None:
-    audit.record(
-        session,
-        corp_id=channel.corp_id,
-        actor="siyu:reconcile",
-        action=action,
-        object_type="channel",
-        object_id=channel.id,
-        detail=detail,
-    )

@@ -24,6 +24,8 @@ from siyu.core import audit
 from siyu.core.clock import now_utc
 from siyu.corp.models import Corp
 
+ACTOR = "siyu:rotation"
+
 
 @dataclass(slots=True)
 class Rotation:
@@ -117,14 +119,16 @@ def do_rotate_channels(
         if channel.valid_until is not None and channel.valid_until <= at:
             channel.status = CodeStatus.EXPIRED
             session.flush()
-            outbox_id = outbox.enqueue_channel_delete(session, channel, created_by="siyu:rotation")
-            _audit(session, channel, "channel.expire", outbox_id=outbox_id)
+            outbox_id = outbox.enqueue_channel_delete(session, channel, created_by=ACTOR)
+            audit_channel(session, channel, "channel.expire", outbox_id=outbox_id)
             result.expired.append(channel.id)
             continue
         before = list(channel.live_userids)
         if apply_serving(session, channel, at=at, counts=counts.get(channel.id, {}), available=available):
-            outbox_id = outbox.enqueue_channel_push(session, channel, created_by="siyu:rotation")
-            _audit(session, channel, "channel.rotate", before=before, after=channel.live_userids, outbox_id=outbox_id)
+            outbox_id = outbox.enqueue_channel_push(session, channel, created_by=ACTOR)
+            audit_channel(
+                session, channel, "channel.rotate", before=before, after=channel.live_userids, outbox_id=outbox_id
+            )
             result.changed.append(channel.id)
     return result
 
@@ -141,11 +145,12 @@ def do_rotate_corp(session: Session, corp_id: int, *, at: datetime | None = None
     return do_rotate_channels(session, corp, channels, at=at)
 
 
-def _audit(session: Session, channel: Channel, action: str, **detail: object) -> None:
+def audit_channel(session: Session, channel: Channel, action: str, *, actor: str = ACTOR, **detail: object) -> None:
+    """An audit row for something siyu itself did to a channel (rotation, expiry, reconcile)."""
     audit.record(
         session,
         corp_id=channel.corp_id,
-        actor="siyu:rotation",
+        actor=actor,
         action=action,
         object_type="channel",
         object_id=channel.id,
