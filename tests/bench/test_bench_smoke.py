@@ -44,3 +44,19 @@ def test_full_sync_mirrors_every_customer(tmp_path: Path) -> None:
     assert isinstance(counts, dict)
     assert counts["customers_synced"] == counts["customers_expected"] == 500
     assert counts["follows_synced"] == counts["follows_expected"]
+
+
+def test_welcome_burst_loses_no_add_and_sends_every_welcome(tmp_path: Path) -> None:
+    # given a small corp, three channels with welcomes, siyu's server and worker, and the bare receiver
+    args = ["--scans", "30", "--per-minute", "600", "--employees", "10", "--customers", "50", "--channels", "3"]
+    # when the traffic generator bursts 30 scans at the bare receiver and then at siyu
+    result = run_bench("bench.welcome_burst", *args, out=tmp_path / "welcome.json")
+    # then every scan is one stored add, one attributed follow and one welcome accepted inside the window
+    counts = result["counts"]
+    assert isinstance(counts, dict)
+    assert set(counts.values()) == {30}
+    assert result["zero_lost"] is True
+    assert result["all_sent"] is True
+    siyu = result["siyu"]
+    assert isinstance(siyu, dict)
+    assert siyu["statuses"] == {"sent": 30}

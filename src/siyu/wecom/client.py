@@ -673,10 +673,28 @@ def shared_token_store() -> TokenStore:
         return store
 
 
+_thread = threading.local()
+
+
+def thread_http() -> httpx.Client:
+    """This thread's keep-alive HTTP client for WeCom calls, shared by every corp's client on the thread.
+
+    Building an httpx.Client (its TLS context) costs ~35 ms of CPU on the benchmark machine — more
+    than a callback's whole apply — so workers must not build one per event (docs/benchmarks.md (d)).
+    """
+    client: httpx.Client | None = getattr(_thread, "http", None)
+    if client is None:
+        client = _thread.http = httpx.Client(timeout=get_settings().wecom_timeout_seconds)
+    return client
+
+
 def client_for_corp(
     corp: Corp, *, token_store: TokenStore | None = None, http: httpx.Client | None = None
 ) -> WeComClient:
-    """A client for a stored corp: its API base URL, its decrypted contact secret, the shared store and limiter."""
+    """A client for a stored corp: its API base URL, its decrypted contact secret, the shared store and limiter.
+
+    It borrows this thread's keep-alive HTTP client (`thread_http`) unless given one.
+    """
     settings = get_settings()
     return WeComClient(
         corp_id=corp.corp_id,
@@ -686,5 +704,5 @@ def client_for_corp(
         base_url=corp.api_base_url or settings.wecom_api_base,
         retry_budget_seconds=settings.wecom_retry_budget_seconds,
         timeout_seconds=settings.wecom_timeout_seconds,
-        http=http,
+        http=http or thread_http(),
     )
