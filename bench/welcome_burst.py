@@ -503,6 +503,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--per-minute", type=float, default=10_000, help="generator pace (default 10000/min)")
     p.add_argument("--baseline-scans", type=int, help="scans in the bare-receiver burst (default: --scans)")
     p.add_argument("--workers", type=int, default=2, help="siyu worker threads, and the bare sender's (default 2)")
+    p.add_argument("--processes", action="store_true", help="siyu worker --processes: one process per worker")
     p.add_argument("--channels", type=int, default=8, help="channels to create (default 8)")
     p.add_argument("--employees", type=int, default=100, help="employees in the emulated corp (default 100)")
     p.add_argument("--customers", type=int, default=2000, help="customers in the emulated corp (default 2000)")
@@ -546,7 +547,7 @@ def run(args: argparse.Namespace, db: BenchDatabase, emu: Emulator, baseline_sca
     run_sync(corp_id)
     siyu_port, bare_port = free_port(), free_port()
     serve_cmd = siyu_cmd("serve", "--port", str(siyu_port))
-    worker_cmd = siyu_cmd("worker", "--workers", str(args.workers))
+    worker_cmd = siyu_cmd("worker", "--workers", str(args.workers), *(["--processes"] if args.processes else []))
     bare_env = {BARE_ENV: "|".join([corp["token"], corp["encoding_aes_key"], corp["corpid"], corp["secret"],
                                     emu.base_url, str(args.workers)])}  # fmt: skip
     bare_cmd = [sys.executable, "-m", "uvicorn", "bench.welcome_burst:bare_app", "--factory", "--host", "127.0.0.1"]

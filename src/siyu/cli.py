@@ -95,11 +95,16 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
 
 
 @app.command()
-def worker(workers: Annotated[int, typer.Option(help="Worker threads")] = 2) -> None:
+def worker(
+    workers: Annotated[int, typer.Option(help="Workers (threads, or processes with --processes)")] = 2,
+    processes: Annotated[
+        bool, typer.Option("--processes", help="One process per worker: uses several cores (callback bursts)")
+    ] = False,
+) -> None:
     """Run the task-queue worker (callbacks, syncs, periodic jobs)."""
     from siyu.worker import run
 
-    run(workers)
+    run(workers, processes=processes)
 
 
 def _mount_optional() -> None:

@@ -13,9 +13,11 @@ from huey.consumer import Consumer
 
 from siyu.acquisition.tasks import drain_welcomes, reconcile_all_corps, rotate_all_corps
 from siyu.callbacks.tasks import drain_inbox
+from siyu.core.db import dispose_engine
 from siyu.core.tasks import configure_queue, huey
 from siyu.outbox.tasks import drain_outbox
 from siyu.sync.tasks import enqueue_all_corps
+from siyu.wecom.client import forget_thread_http
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +57,30 @@ def load_tasks() -> None:
     load_senders()
 
 
-def build_consumer(workers: int = 2) -> Consumer:
-    """The consumer, after re-enqueueing everything a previous run left pending."""
+def build_consumer(workers: int = 2, *, processes: bool = False) -> Consumer:
+    """The consumer, after re-enqueueing everything a previous run left pending.
+
+    processes=True runs each worker in its own process: Python threads share one core (the GIL),
+    and callback processing is CPU-bound, so several cores need several processes (docs/benchmarks.md
+    (d)). The parent's database connections and HTTP client are dropped before the fork.
+    """
     configure_queue()
     load_tasks()
     drained = drain_pending.call_local()
     if any(drained.values()):
         log.info("re-enqueued work left pending by a previous run: %s", drained)
+    if processes:
+        dispose_engine()
+        forget_thread_http()
     # An idle worker polls at most every 0.25 s (Huey's default backs off to 10 s): a WelcomeCode lives 20 s.
     return huey.create_consumer(
-        workers=workers, worker_type="thread", periodic=True, check_worker_health=True, max_delay=0.25
+        workers=workers,
+        worker_type="process" if processes else "thread",
+        periodic=True,
+        check_worker_health=True,
+        max_delay=0.25,
     )
 
 
-def run(workers: int = 2) -> None:
-    build_consumer(workers).run()
+def run(workers: int = 2, *, processes: bool = False) -> None:
+    build_consumer(workers, processes=processes).run()

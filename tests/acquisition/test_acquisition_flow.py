@@ -371,3 +371,24 @@ def test_a_resigned_employee_leaves_the_code_at_the_next_rotation(live: Live) ->
         assert do_rotate_corp(s, live.corp_id).changed == [channel.id]
     live.send_outbox()
     assert live.emu.state.contact_ways[channel.config_id].user == [second]
+
+
+def test_the_welcome_first_lane_sends_before_the_add_is_applied(live: Live) -> None:
+    (userid,) = _active_userids(live, 1)
+    channel = live.create_channel(userids=[userid], welcome={"text": "{nickname}，欢迎"})
+    scan = live.emu.actors.scan_contact_way(channel.config_id, name="王芳")
+    live.emu.wait_for_callbacks(10)
+    with live.db() as s:
+        (inbox_id,) = inbox_service.pending_ids(s)
+    # the lane sends at once: the customer is not mirrored yet, the nickname comes from WeCom
+    assert welcome.send_first(inbox_id) == WelcomeStatus.SENT
+    assert [d.text for d in live.emu.welcome_deliveries] == ["王芳，欢迎"]
+    (row,) = live.welcome_sends()
+    assert (row.customer_id, row.channel_id) == (None, channel.id)
+    # a second run of the lane finds the row; the full apply fills the customer in and sends nothing more
+    assert welcome.send_first(inbox_id) == "later"
+    assert live.process() == ["done"]
+    (row,) = live.welcome_sends()
+    assert row.status == WelcomeStatus.SENT and row.customer_id is not None
+    assert live.follow_of(scan.data["external_userid"]).channel_id == channel.id
+    assert len(live.emu.welcome_deliveries) == 1

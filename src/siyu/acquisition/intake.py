@@ -69,7 +69,8 @@ def do_follow_added(
             welcome_code=welcome_code,
             channel=channel,
             employee=employee,
-            customer=customer,
+            customer_id=customer.id,
+            nickname=customer.name,
             event_at=event_at,
             received_at=received_at,
         )
@@ -176,6 +177,8 @@ def do_group_members_joined(
 ) -> int:
     """Record joiners whose member state names a group code, and tag them where an employee follows them.
 
+    Returns how many joiners named a code (a repeated event records nothing new).
+
     `members` are (member userid, state, join time) of external members who just joined. A join into
     a group the code does not list means WeCom rotated in a new group (auto_create_room): the code's
     groups are re-read from WeCom (get_join_way) so the console shows what customers really join.
@@ -208,7 +211,8 @@ def do_group_members_joined(
             "customer_id": customer.id if customer else None,
             "joined_at": joined_at,
         }
-        recorded += session.execute(insert_ignoring_conflicts(session, GroupCodeJoin.__table__), [row]).rowcount or 0
+        session.execute(insert_ignoring_conflicts(session, GroupCodeJoin.__table__), row)
+        recorded += 1
         if customer is not None and code.tag_ids:
             for follow, employee in session.execute(
                 select(Follow, Employee)

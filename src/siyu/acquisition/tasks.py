@@ -17,7 +17,16 @@ from siyu.wecom.errors import WeComError
 log = logging.getLogger(__name__)
 
 
-@huey.task()
+# Above event processing (priority 0): a WelcomeCode lives 20 s, a backlog of events can be longer.
+WELCOME_PRIORITY = 100
+
+
+@huey.task(priority=WELCOME_PRIORITY)
+def welcome_first(inbox_id: int) -> str:
+    return welcome.send_first(inbox_id)
+
+
+@huey.task(priority=WELCOME_PRIORITY)
 def send_welcome(welcome_id: int) -> str:
     return welcome.send_now([welcome_id]).get(welcome_id, "gone")
 

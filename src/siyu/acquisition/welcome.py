@@ -34,11 +34,13 @@ from siyu.acquisition.models import (
     WelcomeStatus,
     WelcomeTemplate,
 )
+from siyu.callbacks.models import CallbackInbox
 from siyu.contacts.models import Customer, Department, Employee
-from siyu.core.clock import now_utc
+from siyu.core.clock import from_timestamp, now_utc
 from siyu.core.db import session_scope
 from siyu.corp.models import Corp
 from siyu.sync.bulk import insert_ignoring_conflicts
+from siyu.wecom.callbacks import ExternalContactEvent, parse_event
 from siyu.wecom.client import WeComClient, client_for_corp
 from siyu.wecom.errors import ApiError, InvalidRequestError, NotFoundError, PermissionError_, WeComError
 
@@ -162,20 +164,25 @@ def do_prepare(
     welcome_code: str,
     channel: Channel | None,
     employee: Employee,
-    customer: Customer,
+    customer_id: int | None,
+    nickname: str,
     event_at: datetime | None,
     received_at: datetime | None,
 ) -> int | None:
-    """Store the welcome for one WelcomeCode (once: a repeated event finds the row) and mark it for sending."""
+    """Store the welcome for one WelcomeCode (once: a repeated event finds the row) and mark it for sending.
+
+    The welcome-first lane stores it before the customer is mirrored (customer_id None); the full
+    apply then finds the row and fills the customer in.
+    """
     received = received_at or now_utc()
     opened = min(event_at, received) if event_at else received
     source, content = choose_welcome(session, corp_id, channel=channel, employee=employee, at=received)
-    message = compose(session, corp_id, content, nickname=customer.name, employee=employee.name) if content else None
+    message = compose(session, corp_id, content, nickname=nickname, employee=employee.name) if content else None
     row = {
         "corp_id": corp_id,
         "welcome_code": welcome_code,
         "employee_id": employee.id,
-        "customer_id": customer.id,
+        "customer_id": customer_id,
         "channel_id": channel.id if channel else None,
         "source": source,
         "message": message or None,
@@ -186,7 +193,17 @@ def do_prepare(
         "received_at": received,
         "deadline_at": opened + WINDOW,
     }
-    session.execute(insert_ignoring_conflicts(session, WelcomeSend.__table__), [row])
+    session.execute(insert_ignoring_conflicts(session, WelcomeSend.__table__), row)
+    if customer_id is not None:  # (rowcount is no guide: psycopg reports -1 for INSERT … ON CONFLICT)
+        session.execute(
+            update(WelcomeSend)
+            .where(
+                WelcomeSend.corp_id == corp_id,
+                WelcomeSend.welcome_code == welcome_code,
+                WelcomeSend.customer_id.is_(None),
+            )
+            .values(customer_id=customer_id)
+        )
     welcome_id = session.scalar(
         select(WelcomeSend.id).where(
             WelcomeSend.corp_id == corp_id,
@@ -197,6 +214,65 @@ def do_prepare(
     if welcome_id is not None:
         session.info.setdefault(PENDING_KEY, []).append(welcome_id)
     return welcome_id
+
+
+def send_first(inbox_id: int) -> str:
+    """The welcome-first lane: send an add's welcome before the add is applied.
+
+    Under a burst the full apply (mirror, timeline, tags, attribution) queues up behind other
+    events, but the WelcomeCode dies 20 s after the event. This task runs at a higher priority
+    than event processing and does only what the welcome needs: the customer's nickname (one
+    get_external_contact), the channel by state, the welcome row, the send. It reads the inbox
+    row without claiming it; the full apply later finds the welcome row and leaves it be.
+    """
+    with session_scope() as session:
+        stored = session.get(CallbackInbox, inbox_id)
+        if stored is None:
+            return "gone"
+        event = parse_event(stored.payload.encode())
+        if not isinstance(event, ExternalContactEvent) or not event.welcome_code:
+            return "none"
+        code_taken = session.scalar(
+            select(WelcomeSend.id).where(
+                WelcomeSend.corp_id == stored.corp_id, WelcomeSend.welcome_code == event.welcome_code
+            )
+        )
+        employee = session.scalar(
+            select(Employee).where(Employee.corp_id == stored.corp_id, Employee.userid == event.user_id)
+        )
+        if code_taken is not None or employee is None:
+            return "later"  # already handled, or an employee the mirror does not know yet: the full apply decides
+        corp = session.get(Corp, stored.corp_id)
+        assert corp is not None
+        try:
+            with client_for_corp(corp) as client:
+                nickname = client.get_external_contact(event.external_user_id).external_contact.name
+        except WeComError as exc:
+            log.info("welcome-first for inbox %s left to the full apply: %s", inbox_id, exc)
+            return "later"
+        customer_id = session.scalar(
+            select(Customer.id).where(
+                Customer.corp_id == stored.corp_id, Customer.external_userid == event.external_user_id
+            )
+        )
+        channel = (
+            session.scalar(select(Channel).where(Channel.corp_id == stored.corp_id, Channel.state == event.state))
+            if event.state
+            else None
+        )
+        do_prepare(
+            session,
+            corp_id=stored.corp_id,
+            welcome_code=event.welcome_code,
+            channel=channel,
+            employee=employee,
+            customer_id=customer_id,
+            nickname=nickname,
+            event_at=from_timestamp(event.create_time),
+            received_at=stored.received_at,
+        )
+        ids = prepared_ids(session)
+    return next(iter(send_now(ids).values()), "none")
 
 
 def prepared_ids(session: Session) -> list[int]:

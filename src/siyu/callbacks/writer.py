@@ -70,6 +70,7 @@ class InboxWriter:
             for _, future in batch:
                 future.set_exception(exc)
             return
+        _enqueue_welcomes([i for (event, _), i in zip(batch, ids, strict=True) if i is not None and _welcomes(event)])
         _enqueue([i for i in ids if i is not None])  # before answering: an acknowledged event is also queued
         for (_, future), inbox_id in zip(batch, ids, strict=True):
             future.set_result(inbox_id)
@@ -84,6 +85,27 @@ def _enqueue(inbox_ids: list[int]) -> None:
         process_callbacks(inbox_ids)
     except Exception:  # the events are stored; the periodic drain will enqueue them
         log.exception("could not enqueue callbacks %s; the inbox drain will pick them up", inbox_ids)
+
+
+def _welcomes(event: PendingEvent) -> bool:
+    """An add that carries a WelcomeCode (its 20 s are running)."""
+    return event.change_type in WELCOME_CHANGES and "<WelcomeCode>" in event.payload
+
+
+WELCOME_CHANGES = ("add_external_contact", "add_half_external_contact")
+
+
+def _enqueue_welcomes(inbox_ids: list[int]) -> None:
+    """The welcome-first lane (acquisition.welcome.send_first), ahead of the batch's processing."""
+    if not inbox_ids:
+        return
+    from siyu.acquisition.tasks import welcome_first
+
+    for inbox_id in inbox_ids:
+        try:
+            welcome_first(inbox_id)
+        except Exception:  # the full apply still prepares and sends the welcome
+            log.exception("could not enqueue the welcome of callback %s", inbox_id)
 
 
 _writer = InboxWriter()

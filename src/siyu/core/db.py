@@ -105,6 +105,13 @@ def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Sess
         session.close()
 
 
+def dispose_engine() -> None:
+    """Close the pooled connections (before a fork: children must open their own); the engine stays."""
+    engine = _state.get("engine")
+    if engine is not None:
+        engine.dispose(close=not _state.get("borrowed"))
+
+
 def reset_caches() -> None:
     """Forget the cached settings, engine and sessionmaker (tests, the demo switching databases)."""
     engine = _state.get("engine")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from huey import Huey
-from huey.storage import BaseStorage, MemoryStorage, RedisStorage, SqliteStorage
+from huey.storage import BaseStorage, MemoryStorage, PriorityRedisStorage, SqliteStorage
 from sqlalchemy.orm import Session
 
 from siyu.core.config import get_settings
@@ -26,11 +26,14 @@ huey = Huey(QUEUE_NAME, storage_class=MemoryStorage, utc=True)
 
 
 def storage_for(url: str, name: str = QUEUE_NAME) -> BaseStorage:
-    """sqlite:///path → embedded storage; redis://… → Redis; memory:// → in-process (tests only)."""
+    """sqlite:///path → embedded storage; redis://… → Redis; memory:// → in-process (tests only).
+
+    Every storage honours task priorities (welcomes go before event processing).
+    """
     if url.startswith("sqlite:///"):
         return SqliteStorage(name=name, filename=url.removeprefix("sqlite:///"))
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStorage(name=name, url=url)
+        return PriorityRedisStorage(name=name, url=url)
     if url == "memory://":
         return MemoryStorage(name=name)
     raise ValueError(f"unsupported queue URL {url!r}: use sqlite:///path or redis://host:port/db")

@@ -688,6 +688,14 @@ def thread_http() -> httpx.Client:
     return client
 
 
+def forget_thread_http() -> None:
+    """Drop this thread's HTTP client (before a fork: a child must not share the parent's sockets)."""
+    client: httpx.Client | None = getattr(_thread, "http", None)
+    if client is not None:
+        _thread.http = None
+        client.close()
+
+
 def client_for_corp(
     corp: Corp, *, token_store: TokenStore | None = None, http: httpx.Client | None = None
 ) -> WeComClient:
