@@ -244,10 +244,11 @@ def send_first(inbox_id: int) -> str:
             return "later"  # already handled, or an employee the mirror does not know yet: the full apply decides
         corp = session.get(Corp, stored.corp_id)
         assert corp is not None
+        client = client_for_corp(corp)
         try:
-            with client_for_corp(corp) as client:
-                nickname = client.get_external_contact(event.external_user_id).external_contact.name
+            nickname = client.get_external_contact(event.external_user_id).external_contact.name
         except WeComError as exc:
+            client.close()
             log.info("welcome-first for inbox %s left to the full apply: %s", inbox_id, exc)
             return "later"
         customer_id = session.scalar(
@@ -272,7 +273,8 @@ def send_first(inbox_id: int) -> str:
             received_at=stored.received_at,
         )
         ids = prepared_ids(session)
-    return next(iter(send_now(ids).values()), "none")
+    with client:
+        return next(iter(send_now(ids, client=client).values()), "none")
 
 
 def prepared_ids(session: Session) -> list[int]:
@@ -338,11 +340,11 @@ def send_one(welcome_id: int, *, client: WeComClient | None = None) -> str:
         assert row is not None
         if now_utc() + SEND_MARGIN >= row.deadline_at:
             return _finish(session, row, WelcomeStatus.EXPIRED, _late_reason(row))
-        corp = session.get(Corp, row.corp_id)
-        assert corp is not None
         message = dict(row.message or {})
         try:
             if client is None:
+                corp = session.get(Corp, row.corp_id)
+                assert corp is not None
                 with client_for_corp(corp) as own:
                     return _deliver(session, own, row, message)
             return _deliver(session, client, row, message)
@@ -387,21 +389,21 @@ def _failed(session: Session, row: WelcomeSend, exc: WeComError) -> str:
     return _finish(session, row, WelcomeStatus.FAILED, detail)
 
 
-def send_now(welcome_ids: list[int]) -> dict[int, str]:
+def send_now(welcome_ids: list[int], *, client: WeComClient | None = None) -> dict[int, str]:
     """Send right after the callback transaction committed; retries wait briefly while the window is open."""
     results: dict[int, str] = {}
     for welcome_id in welcome_ids:
-        status = _send_logged(welcome_id)
+        status = _send_logged(welcome_id, client)
         while status == "retry":
             time_module.sleep(RETRY_DELAY)
-            status = _send_logged(welcome_id)
+            status = _send_logged(welcome_id, client)
         results[welcome_id] = status
     return results
 
 
-def _send_logged(welcome_id: int) -> str:
+def _send_logged(welcome_id: int, client: WeComClient | None) -> str:
     try:
-        return send_one(welcome_id)
+        return send_one(welcome_id, client=client)
     except Exception:
         log.exception("welcome %s could not be sent", welcome_id)
         return "error"

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SAFETY_MARGIN = timedelta(minutes=5)
 LEASE = timedelta(seconds=30)
+# How long a process trusts the token it last read from the shared table before reading it again.
+RECHECK = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -140,18 +142,30 @@ class DatabaseTokenStore:
         self._factory = factory
         self._lease = lease
         self._clock = clock
+        # What this process last read, and when: a hot worker asks for the token on every call.
+        self._seen: dict[tuple[int, str], tuple[CachedToken, datetime]] = {}
 
     def _scope(self) -> AbstractContextManager[Session]:
         return session_scope(self._factory or get_sessionmaker())
 
     def get(self, corp_id: int, app: str) -> CachedToken | None:
+        """The shared token; re-read from the table at most every RECHECK (a token another process
+        invalidated fails its next call with 40014, which invalidates it here too)."""
+        now = self._clock()
+        seen = self._seen.get((corp_id, app))
+        if seen is not None and now < seen[1] + RECHECK and seen[0].expires_at > now:
+            return seen[0]
         with self._scope() as session:
             row = session.get(WeComToken, (corp_id, app))
-            if row is None or not row.access_token or row.expires_at <= self._clock():
+            if row is None or not row.access_token or row.expires_at <= now:
+                self._seen.pop((corp_id, app), None)
                 return None
-            return CachedToken(row.access_token, row.expires_at)
+            token = CachedToken(row.access_token, row.expires_at)
+        self._seen[(corp_id, app)] = (token, now)
+        return token
 
     def put(self, corp_id: int, app: str, token: str, expires_at: datetime) -> None:
+        self._seen.pop((corp_id, app), None)
         with self._scope() as session:
             insert = _insert_for(session).values(
                 corp_id=corp_id, app=app, access_token=token, expires_at=expires_at, generation=1
@@ -168,6 +182,7 @@ class DatabaseTokenStore:
             )
 
     def invalidate(self, corp_id: int, app: str, token: str) -> None:
+        self._seen.pop((corp_id, app), None)
         with self._scope() as session:
             session.execute(_delete_row(corp_id, app).where(WeComToken.access_token == token))
 
