@@ -96,9 +96,7 @@ def _staff_scope(session: Session, user: ConsoleUser) -> set[int]:
     return {me.id} | employees_in(session, corp_id=user.corp_id, department_ids=tree)
 
 
-_M = TypeVar(
-    "_M", TagGroup, Tag, ConsoleUser, ApiToken, Channel, ChannelGroup, GroupCode, Material, WelcomeTemplate
-)
+_M = TypeVar("_M", TagGroup, Tag, ConsoleUser, ApiToken, Channel, ChannelGroup, GroupCode, Material, WelcomeTemplate)
 
 
 def _not_found(object_type: str, object_id: object) -> DomainError:
