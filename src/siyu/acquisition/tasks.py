@@ -22,8 +22,8 @@ WELCOME_PRIORITY = 100
 
 
 @huey.task(priority=WELCOME_PRIORITY)
-def welcome_first(inbox_id: int) -> str:
-    return welcome.send_first(inbox_id)
+def welcome_first(inbox_ids: list[int]) -> list[str]:
+    return [welcome.send_first(inbox_id) for inbox_id in inbox_ids]
 
 
 @huey.task(priority=WELCOME_PRIORITY)

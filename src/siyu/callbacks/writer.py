@@ -95,17 +95,21 @@ def _welcomes(event: PendingEvent) -> bool:
 WELCOME_CHANGES = ("add_external_contact", "add_half_external_contact")
 
 
+# Welcomes per queue message: few enough that every worker gets a share of a burst, enough that a burst of
+# adds does not cost one queue write each.
+WELCOMES_PER_MESSAGE = 8
+
+
 def _enqueue_welcomes(inbox_ids: list[int]) -> None:
     """The welcome-first lane (acquisition.welcome.send_first), ahead of the batch's processing."""
-    if not inbox_ids:
-        return
     from siyu.acquisition.tasks import welcome_first
 
-    for inbox_id in inbox_ids:
+    for start in range(0, len(inbox_ids), WELCOMES_PER_MESSAGE):
+        chunk = inbox_ids[start : start + WELCOMES_PER_MESSAGE]
         try:
-            welcome_first(inbox_id)
-        except Exception:  # the full apply still prepares and sends the welcome
-            log.exception("could not enqueue the welcome of callback %s", inbox_id)
+            welcome_first(chunk)
+        except Exception:  # the full apply still prepares and sends the welcomes
+            log.exception("could not enqueue the welcomes of callbacks %s", chunk)
 
 
 _writer = InboxWriter()
