@@ -216,6 +216,28 @@ def do_prepare(
     return welcome_id
 
 
+_welcoming: dict[str, Any] = {"at": 0.0, "corps": frozenset()}
+WELCOMING_TTL = 10.0  # seconds; a code created since then gets the full apply's send until the next read
+
+
+def corps_with_welcomes() -> frozenset[int]:
+    """Corps that may owe a welcome (an active channel code or an enabled default welcome), re-read every
+    WELCOMING_TTL seconds: the inbox writer queues the welcome-first lane only for those."""
+    now = time_module.monotonic()
+    if now - float(_welcoming["at"]) < WELCOMING_TTL:
+        return frozenset(_welcoming["corps"])
+    with session_scope() as session:
+        channels = select(Channel.corp_id).where(Channel.status == CodeStatus.ACTIVE)
+        templates = select(WelcomeTemplate.corp_id).where(WelcomeTemplate.enabled.is_(True))
+        corps = frozenset(session.scalars(channels.union(templates)))
+    _welcoming.update(at=now, corps=corps)
+    return corps
+
+
+def forget_welcoming() -> None:
+    _welcoming.update(at=0.0, corps=frozenset())
+
+
 def send_first(inbox_id: int) -> str:
     """The welcome-first lane: send an add's welcome before the add is applied.
 

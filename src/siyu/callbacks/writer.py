@@ -88,8 +88,12 @@ def _enqueue(inbox_ids: list[int]) -> None:
 
 
 def _welcomes(event: PendingEvent) -> bool:
-    """An add that carries a WelcomeCode (its 20 s are running)."""
-    return event.change_type in WELCOME_CHANGES and "<WelcomeCode>" in event.payload
+    """An add that carries a WelcomeCode (its 20 s are running), in a corp that has welcomes to send."""
+    if event.change_type not in WELCOME_CHANGES or "<WelcomeCode>" not in event.payload:
+        return False
+    from siyu.acquisition.welcome import corps_with_welcomes
+
+    return event.corp_id in corps_with_welcomes()
 
 
 WELCOME_CHANGES = ("add_external_contact", "add_half_external_contact")
