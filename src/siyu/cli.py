@@ -124,6 +124,9 @@ def _mount_optional() -> None:
     from siyu.acquisition.cli import channel_app
 
     app.add_typer(channel_app, name="channel")
+    from siyu.segments.cli import segment_app
+
+    app.add_typer(segment_app, name="segment")
 
     app.add_typer(user_app, name="user")
     from siyu.sidebar.cli import sidebar_link

@@ -302,6 +302,7 @@ WRITE_OTHER_CORP = (
 )  # writers get not-found for another corp's object; others are refused first
 CHANNEL_READS = ("/api/channels/{id}", "/api/channels/{id}/qr.png", "/api/channels/{id}/qr.svg")
 GROUP_CODE_READS = ("/api/group-codes/{id}", "/api/group-codes/{id}/qr.png", "/api/group-codes/{id}/qr.svg")
+SEGMENT_RULE = {"rule": {"version": 1, "rule": {"gender": [1]}}}
 ACQUISITION_PAGES = ("/channels", "/group-codes", "/welcome", "/materials", "/funnels")
 
 
@@ -425,6 +426,8 @@ ROWS: list[Row] = [
     Row("PUT", "/api/group-codes/{id}", "GC_b", WRITE_OTHER_CORP, lambda w, _r: _group_code_body(w, "b")),
     Row("DELETE", "/api/group-codes/{id}", "GC_a", (204, 204, 403, 403, 403)),
     Row("DELETE", "/api/group-codes/{id}", "GC_b", WRITE_OTHER_CORP),
+    # segments — whole-corp audiences: admin, operator and compliance count; staff do not
+    Row("POST", "/api/segments/count", "-", (200, 200, 403, 403, 200), SEGMENT_RULE),
     # channel funnels — everyone (numbers scoped like the dashboard)
     Row("GET", "/api/funnels/channels", "-", every(200)),
     Row("GET", "/api/funnels/channels.csv", "-", every(200)),

@@ -60,6 +60,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     # Acquisition: channel codes, group codes, welcome messages and materials; funnels read with `channel`.
     ("channel", "read"): frozenset(Role),
     ("channel", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    # Segments span the whole corp: the people who reach customers (and compliance, who audits them).
+    ("segment", "read"): frozenset({Role.ADMIN, Role.OPERATOR, Role.COMPLIANCE}),
+    ("segment", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
 }
 
 
