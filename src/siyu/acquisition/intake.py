@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from siyu.acquisition import welcome
 from siyu.acquisition.models import Channel, CodeStatus, GroupCode, GroupCodeJoin
 from siyu.acquisition.rotation import do_rotate_channels
+from siyu.acquisition.service import channel_for_state
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core.clock import now_utc
 from siyu.corp.models import Corp
@@ -29,12 +30,6 @@ from siyu.wecom.client import WeComClient
 from siyu.wecom.errors import WeComError
 
 ACTOR = "siyu:channel"
-
-
-def channel_for_state(session: Session, corp_id: int, state: str) -> Channel | None:
-    if not state:
-        return None
-    return session.scalar(select(Channel).where(Channel.corp_id == corp_id, Channel.state == state))
 
 
 def do_follow_added(
@@ -60,7 +55,7 @@ def do_follow_added(
     channel = channel_for_state(session, corp_id, state or follow.state)
     if channel is not None:
         _attribute(session, follow, customer, channel)
-        if follow.status == FollowStatus.ACTIVE and welcome._in_window(channel, received_at or event_at or now_utc()):
+        if follow.status == FollowStatus.ACTIVE and welcome.in_window(channel, received_at or event_at or now_utc()):
             _apply_tags(session, follow, customer, employee, channel.tag_ids, source=f"channel:{channel.id}")
     if welcome_code:
         welcome.do_prepare(

@@ -29,10 +29,9 @@ class ChannelKind(StrEnum):
 
 
 class CodeStatus(StrEnum):
-    """A code's life: live in WeCom, paused by the operator, past its validity, or deleted."""
+    """A code's life: live in WeCom, past its validity (deleted there), or deleted by the operator."""
 
     ACTIVE = "active"
-    PAUSED = "paused"
     EXPIRED = "expired"
     DELETED = "deleted"
 

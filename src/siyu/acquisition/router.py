@@ -28,7 +28,6 @@ from siyu.acquisition.schemas import (
     GroupCodeWrite,
     MaterialRead,
     MaterialWrite,
-    Queued,
     WelcomeSendRead,
     WelcomeTemplateRead,
     WelcomeTemplateWrite,
@@ -246,6 +245,3 @@ def group_code_qr_png(code_id: int, session: SessionDep, actor: ActorDep) -> Res
 def group_code_qr_svg(code_id: int, session: SessionDep, actor: ActorDep) -> Response:
     code = access_group_code_by_id(session, actor, code_id)
     return _download(qr.svg(code.qr_url), "image/svg+xml", f"group-code-{code.id}.svg")
-
-
-__all__ = ["Queued", "router"]

@@ -297,7 +297,3 @@ class GroupCodeRead(BaseModel):
     sync_error: str
     joins: int
     created_at: datetime
-
-
-class Queued(BaseModel):
-    outbox_id: int

@@ -338,6 +338,13 @@ def get_group_code(session: Session, *, code: GroupCode) -> GroupCodeRead:
     return _group_code_read(code, joins, names)
 
 
+def channel_for_state(session: Session, corp_id: int, state: str) -> Channel | None:
+    """The channel a WeCom `state` names (None for adds without one, or another tool's state)."""
+    if not state:
+        return None
+    return session.scalar(select(Channel).where(Channel.corp_id == corp_id, Channel.state == state))
+
+
 def channel_of_follows(session: Session, follow_ids: Sequence[int]) -> dict[int, str]:
     """Channel names of some follows (customer detail, sidebar)."""
     if not follow_ids:

@@ -34,6 +34,7 @@ from siyu.acquisition.models import (
     WelcomeStatus,
     WelcomeTemplate,
 )
+from siyu.acquisition.service import channel_for_state
 from siyu.callbacks.models import CallbackInbox
 from siyu.contacts.models import Customer, Department, Employee
 from siyu.core.clock import from_timestamp, now_utc
@@ -58,7 +59,8 @@ PENDING_KEY = "siyu.welcome_ids"
 # --- choosing the welcome -----------------------------------------------------------------------
 
 
-def _in_window(channel: Channel, at: datetime) -> bool:
+def in_window(channel: Channel, at: datetime) -> bool:
+    """Inside the code's validity (and active): its tags and welcome apply."""
     if channel.status not in (CodeStatus.ACTIVE,):
         return False
     return (channel.valid_from is None or channel.valid_from <= at) and (
@@ -85,7 +87,7 @@ def choose_welcome(
     session: Session, corp_id: int, *, channel: Channel | None, employee: Employee, at: datetime
 ) -> tuple[str, dict[str, Any] | None]:
     """(source, content) — content as WelcomeContent's dict — or ("", None) when no welcome applies."""
-    if channel is not None and channel.welcome and _in_window(channel, at):
+    if channel is not None and channel.welcome and in_window(channel, at):
         return "channel", dict(channel.welcome)
     templates = {
         (t.scope, t.scope_key): t
@@ -278,11 +280,7 @@ def send_first(inbox_id: int) -> str:
                 Customer.corp_id == stored.corp_id, Customer.external_userid == event.external_user_id
             )
         )
-        channel = (
-            session.scalar(select(Channel).where(Channel.corp_id == stored.corp_id, Channel.state == event.state))
-            if event.state
-            else None
-        )
+        channel = channel_for_state(session, stored.corp_id, event.state)
         do_prepare(
             session,
             corp_id=stored.corp_id,

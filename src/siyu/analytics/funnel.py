@@ -124,19 +124,6 @@ def zone_of(session: Session, actor: Actor) -> ZoneInfo:
 # --- access ---------------------------------------------------------------------------------------
 
 
-def _not_found(what: str, object_id: int) -> DomainError:
-    return DomainError(ErrorCode.NOT_FOUND, f"no {what} {object_id}")
-
-
-def access_channel(session: Session, actor: Actor, channel_id: int) -> Channel:
-    """A channel of the actor's corp (deleted ones too: they keep their history); else not found."""
-    return access_channel_by_id(session, actor, channel_id)
-
-
-def access_channel_group(session: Session, actor: Actor, group_id: int) -> ChannelGroup:
-    return access_channel_group_by_id(session, actor, group_id)
-
-
 # --- the aggregate statements ----------------------------------------------------------------------
 
 
@@ -283,10 +270,10 @@ def _channel_where(
         found = set(session.scalars(select(Channel.id).where(where, Channel.id.in_(channel_ids))))
         missing = [i for i in channel_ids if i not in found]
         if missing:
-            raise _not_found("channel", missing[0])
+            raise DomainError(ErrorCode.NOT_FOUND, f"no channel {missing[0]}")
         where = where & Channel.id.in_(channel_ids)
     if group_id is not None:
-        access_channel_group(session, actor, group_id)
+        access_channel_group_by_id(session, actor, group_id)
         where = where & (Channel.group_id == group_id)
     return where
 
@@ -366,7 +353,7 @@ def _group_rows(infos: list[_ChannelInfo], counts: dict[Any, _Counts]) -> list[C
 
 def channel_funnel(session: Session, *, actor: Actor, channel_id: int, rng: DayRange) -> ChannelFunnelRead:
     """A channel's daily new / lost / net, its retention windows and the per-employee breakdown."""
-    channel = access_channel(session, actor, channel_id)
+    channel = access_channel_by_id(session, actor, channel_id)
     group = session.get(ChannelGroup, channel.group_id) if channel.group_id is not None else None
     this = Follow.channel_id == channel.id
     totals = _count(session, Follow.channel_id, actor=actor, channels=this, rng=rng).get(channel.id, _Counts())

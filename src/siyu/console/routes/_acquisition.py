@@ -45,7 +45,7 @@ SOURCE_LABELS = {
     "department": "Department default",
     "corp": "Corp default",
 }
-STATUS_LABELS = {"active": "Code active", "paused": "Code paused", "expired": "Code expired", "deleted": "Code deleted"}
+STATUS_LABELS = {"active": "Code active", "expired": "Code expired", "deleted": "Code deleted"}
 
 
 def zone_name(session: Session, corp_id: int) -> str:

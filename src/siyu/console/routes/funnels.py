@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.accounts.access import Actor, require
+from siyu.accounts.access import Actor, access_channel_by_id, require
 from siyu.acquisition.models import ChannelGroup
 from siyu.analytics import funnel
 from siyu.analytics.schemas import ChannelFunnelComparison, ChannelFunnelRead
@@ -98,7 +98,7 @@ def channel_funnel_page(
     start: str = Query("", max_length=32),
     end: str = Query("", max_length=32),
 ) -> HTMLResponse:
-    channel = funnel.access_channel(session, console.actor, channel_id)
+    channel = access_channel_by_id(session, console.actor, channel_id)
     rng, error = _range(request, session, console.actor, start, end)
     data = funnel.channel_funnel(session, actor=console.actor, channel_id=channel.id, rng=rng)
     ctx = {
