@@ -238,15 +238,23 @@ def _plan(seed_value: int, members: dict[str, tuple[str, list[str]]], anchor: in
         if spec.name not in members:
             continue
         state, userids = members[spec.name]
+        adds: list[Step] = []
+        deleted = False
         for day in range(HISTORY_DAYS, 0, -1):
             for _ in range(_poisson(rng, spec.daily * scale)):
                 at = anchor - day * DAY + rng.randrange(0, 14 * 3600)
                 customer, userid = _customer(rng, ids), rng.choice(userids)
-                steps.append(Step(at, "add", userid, customer, state))
+                adds.append(Step(at, "add", userid, customer, state))
                 if rng.random() < spec.churn:
                     later = at + int(rng.expovariate(1 / (3 * DAY)))
                     if later < anchor:
                         steps.append(Step(later, "delete", userid, customer))
+                        deleted = True
+        if adds and not deleted:
+            # Every channel loses someone, so even a small demo's funnel shows its retention.
+            first = adds[0]
+            steps.append(Step(first.at + DAY, "delete", first.userid, first.customer))
+        steps += adds
     return Plan(anchor, sorted(steps, key=lambda s: (s.at, s.kind != "add")))
 
 
