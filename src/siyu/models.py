@@ -10,7 +10,9 @@ from siyu.acquisition.models import (
     WelcomeSend,
     WelcomeTemplate,
 )
+from siyu.broadcasts.models import Broadcast, BroadcastChunk, BroadcastRecipient
 from siyu.callbacks.models import CallbackInbox, InboxStatus
+from siyu.compliance.models import ComplaintSignal, OptOut, ReachPause, ReachPolicy
 from siyu.contacts.models import (
     Customer,
     CustomerExport,
@@ -24,6 +26,7 @@ from siyu.core.db import Base
 from siyu.corp.models import AuditLog, Corp, WeComToken
 from siyu.groups.models import GroupChat, GroupMember, GroupStatus
 from siyu.outbox.models import OutboxStatus, WeComOutbox
+from siyu.segments.models import CustomerField, Segment, SegmentSnapshot
 from siyu.sync.models import SyncRun, SyncStatus
 from siyu.tags.models import FollowTag, Tag, TagGroup
 from siyu.timeline.models import CustomerEvent
@@ -32,14 +35,19 @@ __all__ = [
     "ApiToken",
     "AuditLog",
     "Base",
+    "Broadcast",
+    "BroadcastChunk",
+    "BroadcastRecipient",
     "CallbackInbox",
     "Channel",
     "ChannelGroup",
+    "ComplaintSignal",
     "ConsoleUser",
     "Corp",
     "Customer",
     "CustomerEvent",
     "CustomerExport",
+    "CustomerField",
     "Department",
     "Employee",
     "EmployeeStatus",
@@ -53,8 +61,13 @@ __all__ = [
     "GroupStatus",
     "InboxStatus",
     "Material",
+    "OptOut",
     "OutboxStatus",
+    "ReachPause",
+    "ReachPolicy",
     "Role",
+    "Segment",
+    "SegmentSnapshot",
     "SyncRun",
     "SyncStatus",
     "Tag",

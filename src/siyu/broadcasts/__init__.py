@@ -1,0 +1,1 @@
+"""Broadcasts: mass messages to customers and groups, personal broadcasts, Moments."""

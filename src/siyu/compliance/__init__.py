@@ -1,0 +1,1 @@
+"""Reach policy: platform and corp caps, quiet hours, opt-out, content checks, complaints."""
