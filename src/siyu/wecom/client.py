@@ -4,9 +4,9 @@ Every call goes through `_call`, which owns the three things WeCom gets wrong fo
 
 * the access token comes from a shared `TokenStore`; a token errcode (40014 / 42001 / 41001)
   drops exactly that token, fetches a new one and retries **once**;
-* rate errcodes (45009 / 45033 / -1) back off with full jitter until the retry budget runs out
-  and **never** trigger gettoken — a new token does not lift a frequency block, and asking for one
-  counts against the (much smaller) gettoken limit;
+* rate errcodes (45009 / 45033 / -1), and 41063 (a mass message still being dispatched), back off
+  with full jitter until the retry budget runs out and **never** trigger gettoken — a new token does
+  not lift a frequency block, and asking for one counts against the (much smaller) gettoken limit;
 * any other errcode becomes its typed exception (`siyu.wecom.errors`), and anything that is not a
   JSON answer with HTTP 200 becomes `TransportError`.
 
@@ -34,7 +34,7 @@ from siyu.core.secrets import decrypt_secret
 from siyu.corp.models import Corp
 from siyu.wecom.auth import TokenStore, obtain_token, token_store_from_settings
 from siyu.wecom.errors import (
-    RATE_LIMIT_ERRCODES,
+    BACKOFF_ERRCODES,
     NotFoundError,
     RateLimitError,
     TokenError,
@@ -66,6 +66,13 @@ JsonBody = dict[str, Any]
 # multipart parts: field name → (filename, bytes, content type)
 Files = Mapping[str, tuple[str, bytes, str]]
 CONTACT_WAY_PAGE = 1000
+MASS_MAX_CUSTOMERS = 10_000
+MASS_MAX_CHATS = 2_000
+MASS_MAX_ATTACHMENTS = 9
+GROUPMSG_LIST_PAGE = 100
+GROUPMSG_TASK_PAGE = 1000
+# get_groupmsg_list_v2 reportedly refuses ranges over a month: longer ranges are asked in windows
+GROUPMSG_LIST_WINDOW = 30 * 86_400
 
 
 class _RedactSecrets(logging.Filter):
@@ -191,7 +198,7 @@ class WeComClient:
             errcode, errmsg = _errcode(body), str(body.get("errmsg", ""))
             if errcode == 0:
                 return body
-            if errcode not in RATE_LIMIT_ERRCODES:
+            if errcode not in BACKOFF_ERRCODES:
                 raise error_for(errcode, errmsg, path=path)
             delay = backoff.next_delay()
             log.warning("wecom %s: errcode %s, backing off %.2fs", path, errcode, delay)
@@ -572,6 +579,126 @@ class WeComClient:
             raise TransportError(f"media/upload: created_at is not a number: {body.get('created_at')!r}") from None
         return media_id, created_at
 
+    # -- mass messages (企业群发) and Moments --------------------------------------------------------
+
+    def add_msg_template(
+        self,
+        *,
+        chat_type: str,
+        sender: str,
+        external_userids: Sequence[str] = (),
+        chat_ids: Sequence[str] = (),
+        text: str | None,
+        attachments: Sequence[JsonBody] = (),
+        allow_select: bool = False,
+    ) -> tuple[str, list[str]]:
+        """Create a mass-message task for `sender` to confirm; returns (msgid, fail_list).
+
+        Nothing is sent until the sender confirms it in WeCom. chat_type "single" takes ≤ 10,000
+        external_userids, "group" ≤ 2,000 chat_ids; ≤ 9 attachments. 41048 (nobody to send to) raises
+        InvalidRequestError. Not idempotent: a call whose answer was lost may have created the task.
+        """
+        payload = _msg_template_payload(chat_type, sender, external_userids, chat_ids, allow_select)
+        payload |= _message_content(text, attachments)
+        body = self._call("POST", "/cgi-bin/externalcontact/add_msg_template", json=payload)
+        msgid = body.get("msgid")
+        if not isinstance(msgid, str) or not msgid:
+            raise TransportError("add_msg_template: answer without msgid")
+        return msgid, _strings(body, "fail_list")
+
+    def iter_groupmsg_list(
+        self, *, chat_type: str, start_time: int, end_time: int, creator: str | None = None, filter_type: int = 2
+    ) -> Iterator[JsonBody]:
+        """Mass messages created in [start_time, end_time] (get_groupmsg_list_v2), oldest window first.
+
+        Items: msgid, creator, create_time (a string), create_type (0 enterprise, 1 personal), text, attachments.
+        filter_type: 0 enterprise-created, 1 member-created, 2 all.
+        """
+        window_start = start_time
+        while window_start <= end_time:
+            window_end = min(end_time, window_start + GROUPMSG_LIST_WINDOW - 1)
+            payload: JsonBody = {
+                "chat_type": chat_type,
+                "start_time": window_start,
+                "end_time": window_end,
+                "filter_type": filter_type,
+                "limit": GROUPMSG_LIST_PAGE,
+            }
+            if creator:
+                payload["creator"] = creator
+            for body in self._body_pages("/cgi-bin/externalcontact/get_groupmsg_list_v2", payload):
+                yield from _items(body, "group_msg_list")
+            window_start = window_end + 1
+
+    def iter_groupmsg_task(self, msgid: str) -> Iterator[JsonBody]:
+        """Each sender of a mass message: {"userid", "status" (0 not sent, 2 sent), "send_time" when sent}."""
+        payload = {"msgid": msgid, "limit": GROUPMSG_TASK_PAGE}
+        for body in self._body_pages("/cgi-bin/externalcontact/get_groupmsg_task", payload):
+            yield from _items(body, "task_list")
+
+    def iter_groupmsg_send_result(self, msgid: str, userid: str) -> Iterator[JsonBody]:
+        """Each recipient of `userid`'s part: {"external_userid" | "chat_id", "userid", "status", "send_time"?}.
+
+        status: 0 not sent, 1 sent, 2 not a friend (any more), 3 the recipient's receive cap was used up.
+        """
+        payload = {"msgid": msgid, "userid": userid, "limit": GROUPMSG_TASK_PAGE}
+        for body in self._body_pages("/cgi-bin/externalcontact/get_groupmsg_send_result", payload):
+            yield from _items(body, "send_list")
+
+    def remind_groupmsg_send(self, msgid: str) -> None:
+        """Notify the senders who have not sent yet again; WeCom allows 3 per msgid in 24 h (LimitError after)."""
+        self._call("POST", "/cgi-bin/externalcontact/remind_groupmsg_send", json={"msgid": msgid})
+
+    def cancel_groupmsg_send(self, msgid: str) -> None:
+        """Stop a mass message: senders who have not confirmed never send; what was sent stays sent."""
+        self._call("POST", "/cgi-bin/externalcontact/cancel_groupmsg_send", json={"msgid": msgid})
+
+    def add_moment_task(
+        self,
+        *,
+        text: str | None,
+        attachments: Sequence[JsonBody] = (),
+        user_list: Sequence[str] = (),
+        department_list: Sequence[int] = (),
+        tag_list: Sequence[str] = (),
+    ) -> str:
+        """Start a customer Moments job (senders: the users and departments, default everyone; visible to
+        customers with any of the tags, default all); returns the jobid for get_moment_task_result."""
+        payload = _message_content(text, attachments)
+        senders = {k: list(v) for k, v in (("user_list", user_list), ("department_list", department_list)) if v}
+        visible: JsonBody = {"sender_list": senders} if senders else {}
+        if tag_list:
+            visible["external_contact_list"] = {"tag_list": list(tag_list)}
+        if visible:
+            payload["visible_range"] = visible
+        body = self._call("POST", "/cgi-bin/externalcontact/add_moment_task", json=payload)
+        jobid = body.get("jobid")
+        if not isinstance(jobid, str) or not jobid:
+            raise TransportError("add_moment_task: answer without jobid")
+        return jobid
+
+    def get_moment_task_result(self, jobid: str) -> JsonBody:
+        """{"status": 1 started | 2 running | 3 done, "type", "result"?: {errcode, moment_id,
+        invalid_sender_list, invalid_external_contact_list}}; `result` comes with status 3."""
+        body = self._call("GET", "/cgi-bin/externalcontact/get_moment_task_result", params={"jobid": jobid})
+        return {k: v for k, v in body.items() if k not in ("errcode", "errmsg")}
+
+    def get_moment_task(self, moment_id: str) -> list[JsonBody]:
+        """Every sender of a moment: {"userid", "publish_status" (0 not yet, 1 published)}."""
+        payload = {"moment_id": moment_id, "limit": GROUPMSG_TASK_PAGE}
+        bodies = self._body_pages("/cgi-bin/externalcontact/get_moment_task", payload)
+        return [item for body in bodies for item in _items(body, "task_list")]
+
+    def _body_pages(self, path: str, payload: JsonBody) -> Iterator[JsonBody]:
+        """POST pages: the cursor travels in the JSON body until `next_cursor` comes back empty."""
+        cursor = ""
+        while True:
+            body = self._call("POST", path, json={**payload, "cursor": cursor} if cursor else payload)
+            yield body
+            cursor = str(body.get("next_cursor") or "")
+            if not cursor:
+                return
+
     # -- sign-in and the JS-SDK (the sidebar) -------------------------------------------------
 
     def get_user_info(self, code: str) -> str:
@@ -619,6 +746,46 @@ def _join_way_payload(
         "chat_id_list": list(chat_id_list),
         "state": state,
     }
+
+
+def _msg_template_payload(
+    chat_type: str, sender: str, external_userids: Sequence[str], chat_ids: Sequence[str], allow_select: bool
+) -> JsonBody:
+    if chat_type not in ("single", "group"):
+        raise ValueError(f"chat_type must be single or group, got {chat_type!r}")
+    if not sender:
+        raise ValueError("add_msg_template needs a sender")
+    if len(external_userids) > MASS_MAX_CUSTOMERS or len(chat_ids) > MASS_MAX_CHATS:
+        raise ValueError(f"a mass message takes ≤ {MASS_MAX_CUSTOMERS} customers and ≤ {MASS_MAX_CHATS} chats")
+    recipients, others = (external_userids, chat_ids) if chat_type == "single" else (chat_ids, external_userids)
+    if not recipients or others:
+        # WeCom reads a sender without recipients as "every customer (group) of the sender": never by accident
+        kind = "external_userids" if chat_type == "single" else "chat_ids"
+        raise ValueError(f"chat_type {chat_type} needs {kind}, and only those")
+    payload: JsonBody = {"chat_type": chat_type, "sender": sender, "allow_select": allow_select}
+    if external_userids:
+        payload["external_userid"] = list(external_userids)
+    if chat_ids:
+        payload["chat_id_list"] = list(chat_ids)
+    return payload
+
+
+def _message_content(text: str | None, attachments: Sequence[JsonBody]) -> JsonBody:
+    if len(attachments) > MASS_MAX_ATTACHMENTS:
+        raise ValueError(f"at most {MASS_MAX_ATTACHMENTS} attachments, got {len(attachments)}")
+    if not text and not attachments:
+        raise ValueError("a message needs text or attachments")
+    content: JsonBody = {"text": {"content": text}} if text else {}
+    if attachments:
+        content["attachments"] = list(attachments)
+    return content
+
+
+def _items(body: JsonBody, key: str) -> list[JsonBody]:
+    items = body.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise TransportError(f"unexpected {key!r}: not a list of objects")
+    return items
 
 
 def _errcode(body: JsonBody) -> int:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import httpx
 
 from siyu.wecom.crypto import MsgCrypt, envelope_xml
+from siyu.wecom.emulator import mass
 from siyu.wecom.emulator.state import (
     ContactWay,
     Customer,
@@ -39,6 +40,7 @@ from siyu.wecom.emulator.state import (
     EmulatorError,
     EmulatorState,
     Follow,
+    FollowList,
     GroupChat,
     GroupMember,
     JoinWay,
@@ -353,6 +355,35 @@ class Actors:
         self.state.remove_follow(userid, external_userid)
         delivery = self._contact_event("del_follow_user", userid, external_userid)
         return ActionResult({"userid": userid, "external_userid": external_userid}, [delivery])
+
+    @action
+    def employee_mass_message(
+        self, userid: str, text: str, external_userids: list[str] | None = None, chat_ids: list[str] | None = None
+    ) -> ActionResult:
+        """An employee sends their own mass message from the client (create_type 1): sent at once, no callback.
+
+        Customers by default (all of the employee's, or `external_userids`); `chat_ids` sends to groups instead.
+        Personal messages are not counted by the enterprise receive cap, but customers may react to them.
+        """
+        with self.state.lock:
+            self.state.require_employee(userid)
+            if chat_ids:
+                chat_type, recipients = "group", list(dict.fromkeys(chat_ids))
+            else:
+                own = [f.external_userid for f in self.state.follow_lists.get(userid, FollowList()).items]
+                chat_type, recipients = "single", list(dict.fromkeys(external_userids or own))
+            if not recipients:
+                raise EmulatorError(41048, f"{userid} has nobody to send to")
+            task = mass.create_mass_task(
+                self.state,
+                chat_type=chat_type,
+                sender=userid,
+                recipients=recipients,
+                text=text,
+                attachments=[],
+                create_type=1,
+            )
+        return ActionResult({"msgid": task.msgid, "chat_type": chat_type, "recipients": len(recipients)})
 
     @action
     def employee_delete_customer(self, userid: str, external_userid: str, source: str = "") -> ActionResult:

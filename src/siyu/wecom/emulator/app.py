@@ -30,10 +30,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from siyu.wecom.crypto import MsgCrypt
+from siyu.wecom.emulator import mass
 from siyu.wecom.emulator.actors import ACTIONS, ALIASES, Actors, CallbackSender, CallbackUrlError, action_params
-from siyu.wecom.emulator.api import ROUTES, Call, UploadedFile, issue_oauth_code
+from siyu.wecom.emulator.api import ROUTES, Call, Handler, UploadedFile, issue_oauth_code
 from siyu.wecom.emulator.controls import ErrorInjector, RateLimiter, TokenStore, normalize_path
-from siyu.wecom.emulator.state import EmulatorError, EmulatorState
+from siyu.wecom.emulator.mass import MassRunner
+from siyu.wecom.emulator.mass_api import MASS_ROUTES
+from siyu.wecom.emulator.state import REACTION_KINDS, EmulatorError, EmulatorState
 from siyu.wecom.emulator.traffic import TrafficRun
 
 ERRTEXT: dict[int, str] = {
@@ -53,7 +56,8 @@ ERRTEXT: dict[int, str] = {
     48001: "api unauthorized",
 }
 _LENIENT = ConfigDict(coerce_numbers_to_str=True)
-NOT_FOUND_CODES = frozenset({60111, 40096, 84061, 40050, 40068, 60123, 41044})
+NOT_FOUND_CODES = frozenset({60111, 40096, 84061, 40050, 40068, 60123, 41044, 41047})
+API_ROUTES: dict[str, tuple[str, Handler]] = {**ROUTES, **MASS_ROUTES}
 
 
 def errmsg(errcode: int, text: str, ip: str) -> str:
@@ -97,6 +101,15 @@ class Emulator:
         self.limiter = RateLimiter(rate_limit_per_minute, rate_limit_per_hour)
         self.errors = ErrorInjector()
         self.traffic_runs: dict[int, TrafficRun] = {}
+        self.mass = MassRunner(state, self.actors)
+
+    def start(self) -> None:
+        """Start the background work: the clock that moves mass messages, Moments and reactions along."""
+        self.mass.start()
+
+    def close(self) -> None:
+        self.mass.stop()
+        self.sender.close()
 
     def set_callback_url(self, url: str | None, *, verify: bool = True) -> None:
         """Save the callback URL; like the admin console, verify it with an echostr GET first."""
@@ -120,6 +133,9 @@ class Emulator:
             "join_ways": len(self.state.join_ways),
             "welcome_deliveries": len(self.state.welcome_deliveries),
             "traffic_runs": len(self.traffic_runs),
+            "mass_tasks": len(self.state.mass_tasks),
+            "moment_tasks": len(self.state.moment_tasks),
+            "reactions": len(self.state.reactions),
         }
 
 
@@ -188,7 +204,7 @@ async def _api_call(emu: Emulator, request: Request, path: str) -> dict[str, Any
     query = dict(request.query_params)
     if path == "gettoken":
         return _gettoken(emu, query)
-    route = ROUTES.get(path)
+    route = API_ROUTES.get(path)
     if route is None:
         raise ApiFailure(48001, f"api not implemented by the siyu emulator: /cgi-bin/{path}")
     method, handler = route
@@ -270,6 +286,11 @@ class ControlPlane:
             Route("/emulator/media/{media_id:str}", self.media, methods=["GET"]),
             Route("/emulator/traffic", self.traffic, methods=["GET", "POST"]),
             Route("/emulator/traffic/{run_id:int}", self.traffic_run, methods=["GET", "DELETE"]),
+            Route("/emulator/mass/settings", self.mass_settings, methods=["GET", "POST"]),
+            Route("/emulator/mass/confirm", self.mass_confirm, methods=["POST"]),
+            Route("/emulator/mass/tick", self.mass_tick, methods=["POST"]),
+            Route("/emulator/mass/tasks", self.mass_tasks, methods=["GET"]),
+            Route("/emulator/reactions", self.reactions, methods=["GET"]),
         ]
 
     async def corp(self, request: Request) -> Response:
@@ -371,6 +392,62 @@ class ControlPlane:
         if request.method == "DELETE":
             run.stop()
         return _json(run.to_json())
+
+    async def mass_settings(self, request: Request) -> Response:
+        """GET the mass-message behaviour; POST changes the fields given (see MassSettings), 422 on a bad value."""
+        if request.method == "POST":
+            try:
+                mass.update_settings(self.emu.state, await _control_body(request))
+            except ValueError as exc:
+                raise BadRequest(str(exc), 422) from None
+        return _json(mass.settings_json(self.emu.state.mass_settings))
+
+    async def mass_confirm(self, request: Request) -> Response:
+        """{msgid | moment_id, userid, decline?: false}: the sender sends (publishes) now, or declines."""
+        body = await _control_body(request)
+        userid, decline = body.get("userid"), body.get("decline", False)
+        target = body.get("msgid") or body.get("moment_id")
+        if not isinstance(userid, str) or not isinstance(decline, bool) or not target:
+            raise BadRequest("expected {msgid | moment_id, userid, decline?}", 422)
+        result = await run_in_threadpool(_confirm, self.emu.state, body, userid, decline)
+        return _json(result)
+
+    async def mass_tick(self, request: Request) -> Response:
+        """Apply what is due now (the background clock does this every 0.25 s); deletion callbacks are sent."""
+        return _json(await run_in_threadpool(self.emu.mass.run_due))
+
+    async def mass_tasks(self, request: Request) -> Response:
+        """Every mass-message task with its senders' decisions and counts of recipient statuses."""
+        with self.emu.state.lock:
+            mass.advance(self.emu.state)
+            tasks = [mass.task_json(t) for t in self.emu.state.mass_tasks.values()]
+        return _json({"tasks": tasks})
+
+    async def reactions(self, request: Request) -> Response:
+        """?since=<cursor>&kind=reply|complaint|delete (repeatable)&limit=: reactions after the cursor, oldest first."""
+        q = request.query_params
+        kinds = q.getlist("kind")
+        if any(k not in REACTION_KINDS for k in kinds):
+            raise BadRequest(f"kind must be one of {', '.join(REACTION_KINDS)}", 422)
+        try:
+            since, limit = int(q.get("since") or 0), int(q.get("limit") or 1000)
+        except ValueError:
+            raise BadRequest("since and limit must be integers", 422) from None
+        found, cursor = mass.reactions_since(self.emu.state, since, kinds, max(1, min(limit, 10_000)))
+        return _json({"reactions": [asdict(r) for r in found], "next_cursor": cursor})
+
+
+def _confirm(state: EmulatorState, body: dict[str, Any], userid: str, decline: bool) -> dict[str, Any]:
+    try:
+        if body.get("msgid"):
+            member = mass.confirm(state, str(body["msgid"]), userid, decline=decline)
+            return {"msgid": body["msgid"], "userid": userid, "decision": member.decision}
+        if body["moment_id"] not in state.moments:
+            raise BadRequest(f"unknown moment_id {body['moment_id']}", 404)
+        published = mass.confirm_moment(state, str(body["moment_id"]), userid, decline=decline)
+        return {"moment_id": body["moment_id"], "userid": userid, "decision": published.decision}
+    except EmulatorError as exc:
+        raise BadRequest(exc.message, 404 if exc.errcode in NOT_FOUND_CODES else 409) from None
 
 
 def _traffic_params(emu: Emulator, body: dict[str, Any]) -> dict[str, Any]:

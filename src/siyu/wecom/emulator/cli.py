@@ -57,6 +57,7 @@ def serve(
     except CallbackUrlError as exc:
         raise typer.BadParameter(str(exc), param_hint="--callback-url") from None
     _print_credentials(emulator.corp_json(), f"http://{host}:{port}", state.counts())
+    emulator.start()
     uvicorn.run(create_app(emulator), host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -5,14 +5,25 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 
+from siyu.wecom.emulator import mass
 from siyu.wecom.emulator.actors import Actors, Delivery
 from siyu.wecom.emulator.app import Emulator, create_app
-from siyu.wecom.emulator.state import Corp, EmulatorState, WelcomeDelivery, build_state
+from siyu.wecom.emulator.state import (
+    Corp,
+    EmulatorState,
+    MassSender,
+    MassSettings,
+    MomentSender,
+    Reaction,
+    WelcomeDelivery,
+    build_state,
+)
 from siyu.wecom.emulator.traffic import TrafficReport, run_traffic
 
 
@@ -91,6 +102,26 @@ class RunningEmulator:
         """`traffic.run_traffic` against this emulator's actors, in the calling thread."""
         return run_traffic(self.actors, **params)
 
+    def configure_mass(self, **settings: Any) -> MassSettings:
+        """Change how staff confirm and customers react (fields of MassSettings), e.g. confirm_probability=1."""
+        return mass.update_settings(self.state, settings)
+
+    def confirm_mass(self, msgid: str, userid: str, *, decline: bool = False) -> MassSender:
+        """The sender sends the mass message now (or declines it)."""
+        return mass.confirm(self.state, msgid, userid, decline=decline)
+
+    def confirm_moment(self, moment_id: str, userid: str, *, decline: bool = False) -> MomentSender:
+        """The sender publishes the moment now (or declines it)."""
+        return mass.confirm_moment(self.state, moment_id, userid, decline=decline)
+
+    def run_mass_due(self) -> dict[str, int]:
+        """Apply the confirmations and reactions due now; deletion callbacks are sent before this returns."""
+        return self.emulator.mass.run_due()
+
+    def reactions(self, since: int = 0, kinds: Sequence[str] | None = None) -> list[Reaction]:
+        """Customers' replies, complaints and deletions after the cursor `since` (a reaction id)."""
+        return mass.reactions_since(self.state, since, kinds, limit=1_000_000)[0]
+
     def wait_for_callbacks(self, timeout: float | None = 30) -> None:
         """Wait for background deliveries (no-op unless started with background_callbacks=True)."""
         self.emulator.sender.wait(timeout)
@@ -99,7 +130,7 @@ class RunningEmulator:
 
     def stop(self) -> None:
         self.server.stop()
-        self.emulator.sender.close()
+        self.emulator.close()
 
     def __enter__(self) -> RunningEmulator:
         return self
@@ -142,4 +173,5 @@ def start_emulator(
     server = ServerThread(create_app(emulator), host, port)
     state.public_url = server.base_url  # qr_code links (/scan/...) point at this server
     server.start()
+    emulator.start()
     return RunningEmulator(emulator, server)

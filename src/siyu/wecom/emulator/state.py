@@ -233,6 +233,113 @@ class WelcomeDelivery:
     at: int
 
 
+# --- mass messages (企业群发), Moments and customer reactions (behaviour: mass.py) -------------------
+
+CAP_MODES = ("days_in_month", "weekly_7", "daily_1", "monthly_4")
+REACTION_KINDS = ("reply", "complaint", "delete")
+
+
+@dataclass(slots=True)
+class MassSettings:
+    """How simulated staff and customers behave around mass messages; changed through /emulator/mass/settings."""
+
+    confirm_probability: float = 0.9
+    """Chance that a sender confirms a task on their own (the rest leave it unsent until reminded or told)."""
+    confirm_delay: tuple[float, float] = (2.0, 10.0)
+    """Seconds between the task (or a remind) and the sender's confirmation, drawn uniformly."""
+    dispatch_seconds: float = 0.0
+    """After add_msg_template, get_groupmsg_task / send_result answer 41063 (being dispatched) this long."""
+    cap_mode: str = "days_in_month"
+    """The receive cap per customer / group chat: one of CAP_MODES."""
+    timezone: str = "Asia/Shanghai"
+    """Where the cap's days, weeks and months begin (WeCom counts in China time)."""
+    reply: float = 0.0
+    """Base chance that a customer replies to a delivered message (see `mass.reaction_chance`)."""
+    complaint: float = 0.0
+    """Base chance that a customer complains about a delivered message."""
+    delete: float = 0.0
+    """Base chance that a customer deletes the sender after a delivered message (a real del_follow_user)."""
+    fatigue: float = 1.0
+    """How fast the chances rise with the messages received in the last 7 days: × (1 + fatigue × (n − 1))."""
+    opt_out_share: float = 0.25
+    """Share of replies that are an opt-out (TD / 退订)."""
+    reaction_delay: tuple[float, float] = (1.0, 30.0)
+    """Seconds between the delivery and the reaction, drawn uniformly."""
+    moment_job_seconds: float = 2.0
+    """How long an add_moment_task job takes (status 1 for the first half, 2 for the second, then 3)."""
+
+
+@dataclass(slots=True)
+class MassSender:
+    """One sender's part of a mass message: recipients, the confirmation and per-recipient (status, send_time)."""
+
+    userid: str
+    recipients: list[str]
+    decision: str = "waiting"  # waiting (confirms at due_at) | ignored (until reminded) | declined | sent
+    due_at: float | None = None
+    send_time: int = 0
+    draws: int = 0
+    results: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class MassTask:
+    """An add_msg_template task (create_type 0) or an employee's own mass message (create_type 1)."""
+
+    msgid: str
+    chat_type: str  # single | group
+    creator: str
+    create_type: int
+    created_at: float
+    text: str
+    attachments: list[dict[str, Any]]
+    allow_select: bool
+    senders: dict[str, MassSender]
+    seq: int = 0
+    cancelled: bool = False
+    reminds: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MomentSender:
+    userid: str
+    decision: str = "waiting"  # waiting (publishes at due_at) | ignored | declined | published
+    due_at: float | None = None
+    publish_time: int = 0
+
+
+@dataclass(slots=True)
+class MomentTask:
+    """An add_moment_task job and the moment it creates (the job's result is only shown once it is done)."""
+
+    jobid: str
+    moment_id: str
+    created_at: float
+    ready_at: float
+    text: str
+    attachments: list[dict[str, Any]]
+    tag_list: list[str]
+    senders: dict[str, MomentSender]
+    invalid_users: list[str] = field(default_factory=list)
+    invalid_departments: list[int] = field(default_factory=list)
+    invalid_tags: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Reaction:
+    """What a customer did after receiving a mass message: a reply (maybe TD / 退订), a complaint, a deletion."""
+
+    id: int
+    kind: str  # reply | complaint | delete
+    external_userid: str
+    userid: str
+    msgid: str
+    at: int
+    text: str = ""
+    opt_out: bool = False
+    delivered: bool = True
+
+
 def member_version(userids: Iterable[str]) -> str:
     return hashlib.md5(",".join(sorted(userids)).encode()).hexdigest()
 
@@ -337,6 +444,17 @@ class EmulatorState:
         self.group_welcome_template_cap = 100
         self.media: dict[str, Media] = {}
         self.welcome_deliveries: list[WelcomeDelivery] = []
+        # mass messages and Moments: tasks, receipts counted by the caps, the event queue, reactions
+        self.mass_settings = MassSettings()
+        self.mass_tasks: dict[str, MassTask] = {}
+        self.moment_tasks: dict[str, MomentTask] = {}
+        self.moments: dict[str, MomentTask] = {}
+        self.mass_receipts: dict[str, list[int]] = {}
+        self.mass_events: list[tuple[float, int, str, str, str]] = []
+        self.mass_pending_reactions: dict[int, Reaction] = {}
+        self.mass_deletions: list[Reaction] = []
+        self.reactions: list[Reaction] = []
+        self.mass_seq = 0
 
     def now(self) -> int:
         return int(self.clock())
