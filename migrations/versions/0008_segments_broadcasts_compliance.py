@@ -98,6 +98,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("segment_snapshot", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_segment_snapshot_corp_id"), ["corp_id"], unique=False)
+    op.create_table(
+        "segment_index_version",
+        sa.Column("corp_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.corp_id"], name=op.f("fk_segment_index_version_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("corp_id", name=op.f("pk_segment_index_version")),
+    )
+    op.create_table(
+        "segment_change",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("corp_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("created_at", siyu.core.db.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["corp_id"], ["corp.corp_id"], name=op.f("fk_segment_change_corp_id_corp"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_segment_change")),
+    )
+    with op.batch_alter_table("segment_change", schema=None) as batch_op:
+        batch_op.create_index("ix_segment_change_corp_version", ["corp_id", "version"], unique=False)
 
     op.create_table(
         "broadcast",
@@ -188,25 +211,25 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.String(length=48), nullable=False),
         sa.Column("updated_at", siyu.core.db.UtcDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["broadcast_id"],
-            ["broadcast.id"],
-            name=op.f("fk_broadcast_recipient_broadcast_id_broadcast"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["corp_id"], ["corp.corp_id"], name=op.f("fk_broadcast_recipient_corp_id_corp"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_recipient")),
-        sa.UniqueConstraint(
-            "broadcast_id",
-            "customer_id",
-            "chat_id",
-            name=op.f("uq_broadcast_recipient_broadcast_id_customer_id_chat_id"),
-        ),
     )
     with op.batch_alter_table("broadcast_recipient", schema=None) as batch_op:
+        for column in ("customer_id", "chat_id"):
+            batch_op.create_index(
+                f"uq_broadcast_recipient_{column.removesuffix('_id')}",
+                ["broadcast_id", column],
+                unique=True,
+                postgresql_where=sa.text(f"{column} IS NOT NULL"),
+                sqlite_where=sa.text(f"{column} IS NOT NULL"),
+            )
         batch_op.create_index("ix_broadcast_recipient_caps", ["corp_id", "customer_id", "send_day"], unique=False)
+        batch_op.create_index(
+            "ix_broadcast_recipient_chat",
+            ["chat_id", "send_day"],
+            unique=False,
+            postgresql_where=sa.text("chat_id IS NOT NULL"),
+            sqlite_where=sa.text("chat_id IS NOT NULL"),
+        )
         batch_op.create_index("ix_broadcast_recipient_chunk", ["chunk_id"], unique=False)
 
     op.create_table(
@@ -287,7 +310,10 @@ def downgrade() -> None:
 
     op.drop_table("complaint_signal")
     with op.batch_alter_table("broadcast_recipient", schema=None) as batch_op:
+        batch_op.drop_index("uq_broadcast_recipient_chat")
+        batch_op.drop_index("uq_broadcast_recipient_customer")
         batch_op.drop_index("ix_broadcast_recipient_chunk")
+        batch_op.drop_index("ix_broadcast_recipient_chat")
         batch_op.drop_index("ix_broadcast_recipient_caps")
 
     op.drop_table("broadcast_recipient")
@@ -302,6 +328,11 @@ def downgrade() -> None:
     with op.batch_alter_table("segment_snapshot", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_segment_snapshot_corp_id"))
 
+    with op.batch_alter_table("segment_change", schema=None) as batch_op:
+        batch_op.drop_index("ix_segment_change_corp_version")
+
+    op.drop_table("segment_change")
+    op.drop_table("segment_index_version")
     op.drop_table("segment_snapshot")
     op.drop_table("segment")
     op.drop_table("reach_policy")

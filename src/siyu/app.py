@@ -1,7 +1,8 @@
 """create_app(): the FastAPI application — console, REST API, WeCom callback endpoint, health.
 
-Routers are discovered, not listed: every `siyu.<domain>.router` module (REST, under /api)
-and every `siyu.console.routes.<page>` module (HTML) that defines `router` is included.
+Routers are discovered, not listed: every `siyu.<domain>.router` and `siyu.<domain>.<part>_router`
+module (REST, under /api) and every `siyu.console.routes.<page>` module (HTML) that defines `router`
+is included.
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ async def _sign_in(_request: Request, exc: Exception) -> Response:
 
 
 def discover_routers() -> list[APIRouter]:
-    """Domain REST routers (siyu/<domain>/router.py), then console pages (siyu/console/routes/*.py)."""
-    names = [f"siyu.{p.name}.router" for p in sorted(PACKAGE.iterdir()) if (p / "router.py").exists()]
+    """Domain REST routers (siyu/<domain>/router.py, *_router.py), then console pages (siyu/console/routes/*.py)."""
+    names = [
+        f"siyu.{p.parent.name}.{p.stem}"
+        for domain in sorted(PACKAGE.iterdir())
+        if domain.is_dir()
+        for p in sorted(domain.glob("*router.py"))
+        if p.stem == "router" or p.stem.endswith("_router")
+    ]
     routes_pkg = importlib.import_module("siyu.console.routes")
     names += [f"siyu.console.routes.{m.name}" for m in pkgutil.iter_modules(routes_pkg.__path__)]
     routers = []

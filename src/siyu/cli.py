@@ -127,6 +127,7 @@ def _mount_optional() -> None:
     from siyu.segments.cli import segment_app
 
     app.add_typer(segment_app, name="segment")
+    _mount_broadcasts()
 
     app.add_typer(user_app, name="user")
     from siyu.sidebar.cli import sidebar_link
@@ -135,6 +136,15 @@ def _mount_optional() -> None:
     from siyu.demo import demo
 
     app.command(help="Start the demo: emulator, server and worker with a synced demo corp.")(demo)
+
+
+def _mount_broadcasts() -> None:
+    """One `siyu broadcast` group: create / plan (siyu.broadcasts.cli) and send / status / remind / cancel."""
+    from siyu.broadcasts.cli import broadcast_app
+    from siyu.broadcasts.send_cli import register
+
+    register(broadcast_app)
+    app.add_typer(broadcast_app, name="broadcast")
 
 
 _mount_optional()

@@ -15,7 +15,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from siyu import demo_acquisition, demo_history, demo_logins
+from siyu import demo_acquisition, demo_history, demo_logins, demo_reach
 
 console = Console(soft_wrap=True)  # long URLs and tokens stay on one line, even in a pipe
 DEMO_EMPLOYEES = 50
@@ -171,14 +171,20 @@ def demo(
             _save_meta(data_dir, meta)
         else:
             demo_acquisition.reconnect(corp_id)
+        demo_reach.seed(emulator, corp_id)
         logins = demo_logins.ensure(meta, corp_id, emulator)
         _save_meta(data_dir, meta)
         console.print(f"ready in {time.monotonic() - started:.0f} s")
         _print_welcome(port, emulator.base_url, corp_id, logins)
         if exit_after_sync:
             return
+        feed = demo_reach.ReactionFeed(emulator, corp_id)
         while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
+            time.sleep(1.0)
+            try:
+                feed.step()
+            except Exception as exc:  # the demo keeps running; the next step retries from the same cursor
+                console.print(f"[yellow]reaction feed: {exc}[/yellow]")
         console.print("[red]a demo process exited; stopping[/red]")
     except KeyboardInterrupt:
         console.print("\nstopping …")

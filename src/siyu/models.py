@@ -26,7 +26,7 @@ from siyu.core.db import Base
 from siyu.corp.models import AuditLog, Corp, WeComToken
 from siyu.groups.models import GroupChat, GroupMember, GroupStatus
 from siyu.outbox.models import OutboxStatus, WeComOutbox
-from siyu.segments.models import CustomerField, Segment, SegmentSnapshot
+from siyu.segments.models import CustomerField, Segment, SegmentChange, SegmentIndexVersion, SegmentSnapshot
 from siyu.sync.models import SyncRun, SyncStatus
 from siyu.tags.models import FollowTag, Tag, TagGroup
 from siyu.timeline.models import CustomerEvent
@@ -67,6 +67,8 @@ __all__ = [
     "ReachPolicy",
     "Role",
     "Segment",
+    "SegmentChange",
+    "SegmentIndexVersion",
     "SegmentSnapshot",
     "SyncRun",
     "SyncStatus",

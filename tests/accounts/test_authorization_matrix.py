@@ -32,6 +32,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from huey.storage import MemoryStorage
+from pyroaring import BitMap
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.accounts.actions import do_create_api_token, hash_password
@@ -39,10 +40,13 @@ from siyu.accounts.auth import SESSION_COOKIE, csrf_token_for, session_cookie_va
 from siyu.accounts.models import ConsoleUser
 from siyu.acquisition.models import Channel, ChannelGroup, GroupCode, Material, WelcomeTemplate
 from siyu.app import create_app
+from siyu.broadcasts.models import Broadcast, BroadcastChunk
+from siyu.compliance.models import ReachPause
 from siyu.contacts.models import CustomerExport
 from siyu.core.tasks import huey
 from siyu.corp.models import AuditLog
 from siyu.groups.models import GroupChat
+from siyu.segments.models import Segment, SegmentSnapshot
 from tests.console_api_support import (
     add,
     customer,
@@ -142,6 +146,8 @@ def _corp_a(db: sessionmaker[Session], w: World) -> int:
     group_ids = add(db, *(group_chat(a, who, f"群-{who}") for who in owners))
     w.ids |= {f"G_{who}": i for who, i in zip(owners, group_ids, strict=True)}
     _acquisition(db, w, a, "a", owner_userid="staffer")
+    _broadcasts(db, w, a, "a", sender_id=w.ids["E_staffer"])
+    [w.ids["P_a"]] = add(db, ReachPause(corp_id=a, scope="employee", target_id=w.ids["E_staffer"], reason="matrix"))
     w.ids["corp_a"] = a
     return a
 
@@ -161,6 +167,8 @@ def _corp_b(db: sessionmaker[Session], w: World) -> None:
     w.ids["K_b"], _ = _token(db, user)
     [w.ids["X_b"]] = add(db, CustomerExport(corp_id=b, user_id=user.id, filters={}))
     _acquisition(db, w, b, "b", owner_userid="staffer")
+    _broadcasts(db, w, b, "b", sender_id=w.ids["E_b"])
+    [w.ids["P_b"]] = add(db, ReachPause(corp_id=b, scope="employee", target_id=w.ids["E_b"], reason="matrix"))
     w.ids["corp_b"] = b
 
 
@@ -201,10 +209,46 @@ def _acquisition(db: sessionmaker[Session], w: World, corp_id: int, suffix: str,
     [w.ids[f"WT_{suffix}"]] = add(db, WelcomeTemplate(corp_id=corp_id, scope="corp", scope_key="", text="欢迎"))
 
 
+def _broadcasts(db: sessionmaker[Session], w: World, corp_id: int, suffix: str, *, sender_id: int) -> None:
+    """A planned broadcast (BC_) and a sent one whose only task is unconfirmed (BCS_)."""
+    content = {"text": "会员日", "attachments": []}
+    [w.ids[f"BC_{suffix}"]] = add(
+        db, Broadcast(corp_id=corp_id, name=f"计划-{suffix}", status="planned", content=content)
+    )
+    [w.ids[f"BCS_{suffix}"]] = add(
+        db, Broadcast(corp_id=corp_id, name=f"已发-{suffix}", status="sent", content=content)
+    )
+    add(
+        db,
+        BroadcastChunk(
+            corp_id=corp_id,
+            broadcast_id=w.ids[f"BCS_{suffix}"],
+            employee_id=sender_id,
+            chunk_no=0,
+            size=1,
+            status="sent",
+            msgid=f"msg-matrix-{suffix}",
+            confirm_status="unconfirmed",
+        ),
+    )
+
+
+def _segments(db: sessionmaker[Session], w: World) -> None:
+    """A saved segment and a snapshot in each corp (SEG_a / SEG_b, SN_a / SN_b)."""
+    for suffix in ("a", "b"):
+        corp_id = w.ids[f"corp_{suffix}"]
+        [w.ids[f"SEG_{suffix}"]] = add(db, Segment(corp_id=corp_id, name=f"分群-{suffix}", rule=SEGMENT_RULE["rule"]))
+        snapshot = SegmentSnapshot(
+            corp_id=corp_id, segment_id=w.ids[f"SEG_{suffix}"], rule=SEGMENT_RULE["rule"], members=BitMap().serialize()
+        )
+        [w.ids[f"SN_{suffix}"]] = add(db, snapshot)
+
+
 def build_world(db: sessionmaker[Session]) -> World:
     w = World()
     a = _corp_a(db, w)
     _corp_b(db, w)
+    _segments(db, w)
     links = {"staff": "E_staffer", "leader": "E_leader"}
     for role in ROLES:
         db_role = "staff" if role == "leader" else role
@@ -217,7 +261,35 @@ def build_world(db: sessionmaker[Session]) -> World:
     w.ids["U_other"] = other.id
     w.ids["K_other"], _ = _token(db, other)
     [w.ids["X_other"]] = add(db, CustomerExport(corp_id=a, user_id=other.id, filters={}))
+    _broadcast_drafts(db, w)
     return w
+
+
+def _broadcast_drafts(db: sessionmaker[Session], w: World) -> None:
+    """A draft in each corp (BD_) and a personal broadcast the staff user started (BP_staff)."""
+    content = {"text": "会员日", "attachments": []}
+    for suffix in ("a", "b"):
+        [w.ids[f"BD_{suffix}"]] = add(
+            db,
+            Broadcast(
+                corp_id=w.ids[f"corp_{suffix}"],
+                name=f"草稿-{suffix}",
+                audience={"customer_ids": [w.ids[f"C_{'staffer' if suffix == 'a' else 'b'}"]]},
+                content=content,
+            ),
+        )
+    [w.ids["BP_staff"]] = add(
+        db,
+        Broadcast(
+            corp_id=w.ids["corp_a"],
+            kind="personal",
+            name="我的群发",
+            audience={"customer_ids": [w.ids["C_staffer"]]},
+            content=content,
+            sender_ids=[w.ids["E_staffer"]],
+            created_by=f"user:{w.ids['U_staff']}:a-staff",
+        ),
+    )
 
 
 @pytest.fixture
@@ -303,7 +375,54 @@ WRITE_OTHER_CORP = (
 CHANNEL_READS = ("/api/channels/{id}", "/api/channels/{id}/qr.png", "/api/channels/{id}/qr.svg")
 GROUP_CODE_READS = ("/api/group-codes/{id}", "/api/group-codes/{id}/qr.png", "/api/group-codes/{id}/qr.svg")
 SEGMENT_RULE = {"rule": {"version": 1, "rule": {"gender": [1]}}}
+SEGMENT_READ = (200, 200, 403, 403, 200)  # admin, operator and compliance; staff never
+SEGMENT_OTHER_CORP = (404, 404, 403, 403, 404)
+SEGMENT_READS = ("/api/segments/{id}", "/api/segments/{id}/snapshots", "/api/segments/{id}/export.csv")
+SNAPSHOT_READS = (
+    "/api/segment-snapshots/{id}",
+    "/api/segment-snapshots/{id}/members",
+    "/api/segment-snapshots/{id}/export.csv",
+)
 ACQUISITION_PAGES = ("/channels", "/group-codes", "/welcome", "/materials", "/funnels")
+COMPLIANCE_READ = (200, 200, 403, 403, 200)  # admin, operator, compliance
+POLICY = {
+    "platform_cap": "days_in_month",
+    "corp_caps": [{"count": 2, "days": 7}],
+    "quiet_start": "21:00",
+    "quiet_end": "08:00",
+    "sensitive_words": [],
+    "link_allowlist": [],
+    "thresholds": {
+        "warn_per_10k": 5,
+        "pause_per_10k": 20,
+        "min_messages": 50,
+        "window_days": 7,
+        "delete_within_hours": 48,
+    },
+    "moments_eligible": True,
+}
+
+
+BROADCAST_READS = ("/api/broadcasts/{id}", "/api/broadcasts/{id}/plan", "/api/broadcasts/{id}/recipients")
+BROADCAST_READ = (200, 200, 404, 404, 200)
+BROADCAST_WRITE = (200, 200, 404, 404, 403)
+BROADCAST_WRITE_OTHER_CORP = (404, 404, 404, 404, 403)
+OWN_PERSONAL_READ = (200, 200, 200, 404, 200)  # the staff user started it; the leader did not
+OWN_PERSONAL_WRITE = (200, 200, 200, 404, 403)
+
+
+def _broadcast_body(w: World, kind: str, role: str) -> dict[str, Any]:
+    """A draft to C_staffer; a personal one from the acting staff member (the leader: to their own customer)."""
+    who = "leader" if role == "leader" else "staffer"
+    body: dict[str, Any] = {
+        "kind": kind,
+        "name": "新群发",
+        "audience": {"customer_ids": [w.ids[f"C_{who}"]]},
+        "content": {"text": "会员日"},
+    }
+    if kind == "personal":
+        body["sender_ids"] = [w.ids[f"E_{who}"]]
+    return body
 
 
 def _group_code_body(w: World, suffix: str) -> dict[str, Any]:
@@ -427,14 +546,81 @@ ROWS: list[Row] = [
     Row("DELETE", "/api/group-codes/{id}", "GC_a", (204, 204, 403, 403, 403)),
     Row("DELETE", "/api/group-codes/{id}", "GC_b", WRITE_OTHER_CORP),
     # segments — whole-corp audiences: admin, operator and compliance count; staff do not
-    Row("POST", "/api/segments/count", "-", (200, 200, 403, 403, 200), SEGMENT_RULE),
+    Row("POST", "/api/segments/count", "-", SEGMENT_READ, SEGMENT_RULE),
+    Row("GET", "/api/segments", "-", SEGMENT_READ),
+    Row("POST", "/api/segments", "-", (201, 201, 403, 403, 403), lambda _w, r: {"name": f"新-{r}", **SEGMENT_RULE}),
+    Row("POST", "/api/segment-snapshots", "-", (201, 201, 403, 403, 403), SEGMENT_RULE),
+    Row("GET", "/api/segment-snapshots", "-", SEGMENT_READ),
+    *(Row("GET", path, "SEG_a", SEGMENT_READ) for path in SEGMENT_READS),
+    *(Row("GET", path, "SEG_b", SEGMENT_OTHER_CORP) for path in SEGMENT_READS),
+    Row("POST", "/api/segments/{id}/count", "SEG_a", SEGMENT_READ),
+    Row("POST", "/api/segments/{id}/count", "SEG_b", SEGMENT_OTHER_CORP),
+    Row("PATCH", "/api/segments/{id}", "SEG_a", ADMIN_OPERATOR, {"description": "改"}),
+    Row("PATCH", "/api/segments/{id}", "SEG_b", WRITE_OTHER_CORP, {"description": "改"}),
+    Row("POST", "/api/segments/{id}/snapshots", "SEG_a", (201, 201, 403, 403, 403), {}),
+    Row("POST", "/api/segments/{id}/snapshots", "SEG_b", WRITE_OTHER_CORP, {}),
+    Row("DELETE", "/api/segments/{id}", "SEG_a", (204, 204, 403, 403, 403)),
+    Row("DELETE", "/api/segments/{id}", "SEG_b", WRITE_OTHER_CORP),
+    *(Row("GET", path, "SN_a", SEGMENT_READ) for path in SNAPSHOT_READS),
+    *(Row("GET", path, "SN_b", SEGMENT_OTHER_CORP) for path in SNAPSHOT_READS),
+    # sending broadcasts — admin and operator send, remind and cancel; compliance reads the results;
+    # staff see only the personal broadcasts they started (these are not), so they get not-found
+    Row("POST", "/api/broadcasts/{id}/send", "BC_a", (202, 202, 404, 404, 403)),
+    Row("POST", "/api/broadcasts/{id}/send", "BC_b", (404, 404, 404, 404, 403)),
+    Row("POST", "/api/broadcasts/{id}/remind", "BCS_a", (202, 202, 404, 404, 403)),
+    Row("POST", "/api/broadcasts/{id}/remind", "BCS_b", (404, 404, 404, 404, 403)),
+    Row("POST", "/api/broadcasts/{id}/cancel", "BC_a", (200, 200, 404, 404, 403)),
+    Row("POST", "/api/broadcasts/{id}/cancel", "BC_b", (404, 404, 404, 404, 403)),
+    Row("GET", "/api/broadcasts/{id}/results", "BCS_a", (200, 200, 404, 404, 200)),
+    Row("GET", "/api/broadcasts/{id}/results", "BCS_b", NOBODY_404),
+    # broadcast drafts and plans — admin and operator write, compliance reads; staff create, read and plan
+    # only the personal broadcasts they start themselves (anything else is not-found to them)
+    Row("GET", "/api/broadcasts", "-", every(200)),
+    Row("POST", "/api/broadcasts", "-", (201, 201, 403, 403, 403), lambda w, r: _broadcast_body(w, "customer", r)),
+    Row("POST", "/api/broadcasts", "-", (201, 201, 201, 201, 403), lambda w, r: _broadcast_body(w, "personal", r)),
+    *(Row("GET", path, "BD_a", BROADCAST_READ) for path in BROADCAST_READS),
+    *(Row("GET", path, "BD_b", NOBODY_404) for path in BROADCAST_READS),
+    *(Row("GET", path, "BP_staff", OWN_PERSONAL_READ) for path in BROADCAST_READS),
+    Row("PATCH", "/api/broadcasts/{id}", "BD_a", BROADCAST_WRITE, {"name": "改名"}),
+    Row("PATCH", "/api/broadcasts/{id}", "BD_b", BROADCAST_WRITE_OTHER_CORP, {"name": "改名"}),
+    Row("PATCH", "/api/broadcasts/{id}", "BP_staff", OWN_PERSONAL_WRITE, {"name": "改名"}),
+    Row("POST", "/api/broadcasts/{id}/plan", "BD_a", BROADCAST_WRITE),
+    Row("POST", "/api/broadcasts/{id}/plan", "BD_b", BROADCAST_WRITE_OTHER_CORP),
+    Row("POST", "/api/broadcasts/{id}/plan", "BP_staff", OWN_PERSONAL_WRITE),
     # channel funnels — everyone (numbers scoped like the dashboard)
     Row("GET", "/api/funnels/channels", "-", every(200)),
     Row("GET", "/api/funnels/channels.csv", "-", every(200)),
     Row("GET", "/api/funnels/channels/{id}", "CH_a", every(200)),
     Row("GET", "/api/funnels/channels/{id}", "CH_b", NOBODY_404),
+    # compliance — opt-outs and complaints by anyone for the customers they see; the policy, budget and
+    # pauses read by admin / operator / compliance, changed by admin and compliance
+    *_per_customer("POST", "/api/customers/{id}/opt-out"),
+    *_per_customer("DELETE", "/api/customers/{id}/opt-out"),
+    Row("GET", "/api/compliance/opt-outs", "-", COMPLIANCE_READ),
+    Row(
+        "POST",
+        "/api/compliance/complaints",
+        "-",
+        tuple(201 if st == 200 else st for st in SEES["staffer"]),
+        lambda w, _r: {"customer_id": w.ids["C_staffer"]},
+    ),
+    Row("POST", "/api/compliance/complaints", "-", NOBODY_404, lambda w, _r: {"customer_id": w.ids["C_b"]}),
+    Row("GET", "/api/compliance/signals", "-", COMPLIANCE_READ),
+    Row("GET", "/api/compliance/pauses", "-", COMPLIANCE_READ),
+    Row("POST", "/api/compliance/pauses/{id}/lift", "P_a", ADMIN_COMPLIANCE),
+    Row("POST", "/api/compliance/pauses/{id}/lift", "P_b", (404, 403, 403, 403, 404)),
+    Row("POST", "/api/compliance/evaluate", "-", ADMIN_COMPLIANCE),
+    Row("GET", "/api/compliance/policy", "-", COMPLIANCE_READ),
+    Row("PUT", "/api/compliance/policy", "-", ADMIN_COMPLIANCE, POLICY),
+    Row("POST", "/api/compliance/content-check", "-", COMPLIANCE_READ, {"text": "你好"}),
+    Row("GET", "/api/compliance/budget", "-", COMPLIANCE_READ),
     # console pages
     Row("GET", "/", "-", every(200), via="page"),
+    Row("GET", "/compliance/policy", "-", COMPLIANCE_READ, via="page"),
+    Row("GET", "/compliance/budget", "-", COMPLIANCE_READ, via="page"),
+    *_per_customer("GET", "/compliance/customers/{id}/opt-out", via="page"),
+    Row("POST", "/compliance/pauses/{id}/lift", "P_a", (303, 403, 403, 403, 303), {}, "page"),
+    Row("POST", "/compliance/pauses/{id}/lift", "P_b", (404, 403, 403, 403, 404), {}, "page"),
     Row("GET", "/users", "-", (200, 403, 403, 403, 403), via="page"),
     Row("GET", "/account/tokens", "-", every(200), via="page"),
     Row("POST", "/account/tokens/{id}/revoke", "K_other", NOBODY_404, via="page"),
@@ -453,6 +639,9 @@ ROWS: list[Row] = [
     *_per_group("/groups/{id}", via="page"),
     Row("GET", "/settings", "-", ADMIN_OPERATOR, via="page"),
     Row("GET", "/audit", "-", ADMIN_COMPLIANCE, via="page"),
+    Row("GET", "/segments", "-", SEGMENT_READ, via="page"),
+    Row("GET", "/segments/{id}", "SEG_a", SEGMENT_READ, via="page"),
+    Row("GET", "/segments/{id}", "SEG_b", SEGMENT_OTHER_CORP, via="page"),
     *(Row("GET", path, "-", every(200), via="page") for path in ACQUISITION_PAGES),
     *(
         Row("GET", path, "CH_a", every(200), via="page")
@@ -539,6 +728,15 @@ LIST_ROWS: list[ListRow] = [
     ListRow("/api/tag-groups", ("TG_a", "TG_b"), _same({"TG_a"})),
     ListRow("/api/audit", ("AU_a", "AU_b"), _same({"AU_a"}, ("admin", "compliance"))),
     ListRow("/api/tokens", tuple(f"K_{r}" for r in (*ROLES, "other", "b")), {r: frozenset({f"K_{r}"}) for r in ROLES}),
+    ListRow(
+        "/api/broadcasts",
+        ("BD_a", "BD_b", "BP_staff", "BC_a", "BC_b", "BCS_a", "BCS_b"),
+        {
+            **_same({"BD_a", "BP_staff", "BC_a", "BCS_a"}, ("admin", "operator", "compliance")),
+            "staff": frozenset({"BP_staff"}),
+            "leader": frozenset(),
+        },
+    ),
 ]
 
 

@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from siyu.acquisition.models import Channel, ChannelGroup
+from siyu.broadcasts.models import Broadcast, BroadcastRecipient
+from siyu.compliance.models import OptOut
 from siyu.contacts.models import Customer, Department, Employee, Follow, FollowStatus
+from siyu.core import clock
 from siyu.corp.models import Corp
 from siyu.groups.models import GroupChat, GroupMember
 from siyu.segments import service
-from siyu.segments.engine import BitmapEngine, drop_engine, engine_for, mark_dirty
+from siyu.segments.changes import mark_dirty, publish
+from siyu.segments.engine import BitmapEngine, drop_engine, engine_for
+from siyu.segments.models import CustomerField
 from siyu.segments.rules import parse_rule
 from siyu.tags.models import FollowTag, Tag, TagGroup
 
 _seq = itertools.count(1)
 UNKNOWN = 10**6
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
+NOW = datetime(2024, 1, 10, 12, tzinfo=UTC)  # "today" for last_broadcast.within_days
 CORP_NAMES = ["", "Acme", "acme co", "Beta_1", "贝塔"]
+ZONES = ["Asia/Shanghai", "UTC", "America/New_York"]
+FIELD_KEYS = ["city", "level"]
+FIELD_VALUES = ["上海", "Shanghai", "beijing", "VIP_1", ""]
+RECIPIENT_STATUSES = ["sent", "sent", "not_sent", "quota", "pending"]
 
 
 @dataclass
@@ -38,12 +49,21 @@ class World:
     chat_ids: list[str]
     customer_ids: list[int]
     follows: list[Follow] = field(default_factory=list)
+    broadcast_id: int = 0
+    chat_pks: list[int] = field(default_factory=list)
 
 
-def _corp(session: Session) -> int:
+@pytest.fixture(autouse=True)
+def _fixed_now(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(clock, "now_utc", lambda: NOW)
+    yield
+
+
+def _corp(session: Session, zone: str = "Asia/Shanghai") -> int:
     n = next(_seq)
     corp = Corp(
         name=f"c{n}",
+        timezone=zone,
         wecom_corpid=f"wwseg{n}-{datetime.now(UTC).timestamp()}",
         api_base_url="http://127.0.0.1:9",
         contact_secret_enc="x",
@@ -56,8 +76,8 @@ def _corp(session: Session) -> int:
 
 
 def build_world(session: Session, data: st.DataObject) -> World:
-    corp_id = _corp(session)
     draw = data.draw
+    corp_id = _corp(session, draw(st.sampled_from(ZONES)))
     # departments 1 ← 2 ← 3 (or 3 under 1)
     session.add_all(
         [
@@ -126,6 +146,8 @@ def build_world(session: Session, data: st.DataObject) -> World:
         for tag_id in world.tag_ids:
             if draw(st.booleans()):
                 session.add(FollowTag(corp_id=corp_id, follow_id=follow.id, tag_id=tag_id))
+    world.chat_pks = [c.id for c in chats]
+    _extras(session, data, world)
     for chat in chats:
         for customer_id in draw(st.lists(st.sampled_from(world.customer_ids or [0]), max_size=6, unique=True)):
             session.add(
@@ -139,6 +161,41 @@ def build_world(session: Session, data: st.DataObject) -> World:
             )
     session.flush()
     return world
+
+
+def _extras(session: Session, data: st.DataObject, w: World) -> None:
+    """Opt-outs, custom fields and broadcast recipients (last broadcast received)."""
+    draw = data.draw
+    broadcast = Broadcast(corp_id=w.corp_id, name="b")
+    session.add(broadcast)
+    session.flush()
+    w.broadcast_id = broadcast.id
+    for customer_id in w.customer_ids:
+        if draw(st.integers(0, 3)) == 0:
+            session.add(OptOut(corp_id=w.corp_id, customer_id=customer_id, source="console"))
+        for key in draw(st.lists(st.sampled_from(FIELD_KEYS), max_size=2, unique=True)):
+            value = draw(st.sampled_from(FIELD_VALUES))
+            session.add(CustomerField(corp_id=w.corp_id, customer_id=customer_id, key=key, value=value))
+        for _ in range(draw(st.integers(0, 2))):
+            _recipient(session, data, w, customer_id)
+
+
+def _recipient(session: Session, data: st.DataObject, w: World, customer_id: int) -> None:
+    day = draw_day(data)
+    session.add(
+        BroadcastRecipient(
+            corp_id=w.corp_id,
+            broadcast_id=w.broadcast_id,
+            customer_id=customer_id,
+            send_day=day,
+            status=data.draw(st.sampled_from(RECIPIENT_STATUSES)),
+        )
+    )
+
+
+def draw_day(data: st.DataObject) -> date | None:
+    offset = data.draw(st.one_of(st.none(), st.integers(0, 12)))
+    return None if offset is None else NOW.date() - timedelta(days=offset)
 
 
 def _follow(
@@ -191,6 +248,31 @@ def conditions(w: World) -> st.SearchStrategy[dict[str, Any]]:
         st.builds(added, st.one_of(st.none(), day), st.one_of(st.none(), day)),
         st.sampled_from(["active", "lost"]).map(lambda s: {"follow_status": s}),
         st.lists(st.sampled_from([*w.chat_ids, "wrnone"]), max_size=2).map(lambda c: {"in_group": {"chat_ids": c}}),
+        fields(),
+        st.booleans().map(lambda b: {"opted_out": b}),
+        last_broadcasts(),
+    )
+
+
+def fields() -> st.SearchStrategy[dict[str, Any]]:
+    key = st.sampled_from([*FIELD_KEYS, "none"])
+    value = st.sampled_from([*FIELD_VALUES, "x"])
+    test = st.one_of(
+        value.map(lambda v: {"equals": v}),
+        st.lists(value, min_size=1, max_size=3).map(lambda vs: {"in": vs}),
+        st.sampled_from(["海", "SHANG", "_", "%", "vip"]).map(lambda v: {"contains": v}),
+        st.booleans().map(lambda b: {"exists": b}),
+    )
+    return st.builds(lambda k, t: {"field": {"key": k, **t}}, key, test)
+
+
+def last_broadcasts() -> st.SearchStrategy[dict[str, Any]]:
+    day = st.integers(-1, 13).map(lambda d: (NOW.date() - timedelta(days=d)).isoformat())
+    return st.one_of(
+        day.map(lambda d: {"last_broadcast": {"before": d}}),
+        day.map(lambda d: {"last_broadcast": {"after": d}}),
+        st.integers(1, 14).map(lambda n: {"last_broadcast": {"within_days": n}}),
+        st.just({"last_broadcast": {"never": True}}),
     )
 
 
@@ -211,7 +293,11 @@ def mutate(session: Session, data: st.DataObject, w: World) -> set[int]:
     """A few random changes; returns the customers touched."""
     touched: set[int] = set()
     for _ in range(data.draw(st.integers(1, 4))):
-        kind = data.draw(st.sampled_from(["tag_add", "tag_remove", "end", "reactivate", "delete", "gender", "new"]))
+        kind = data.draw(
+            st.sampled_from(
+                ["tag_add", "tag_remove", "end", "reactivate", "delete", "gender", "new", "opt", "group", "sent"]
+            )
+        )
         if kind == "new" or not w.follows:
             c = Customer(corp_id=w.corp_id, external_userid=f"wm{next(_seq)}", gender=data.draw(st.integers(0, 2)))
             session.add(c)
@@ -220,7 +306,9 @@ def mutate(session: Session, data: st.DataObject, w: World) -> set[int]:
             continue
         f = data.draw(st.sampled_from(w.follows))
         touched.add(f.customer_id)
-        if kind == "tag_add":
+        if kind in ("opt", "group", "sent"):
+            _mutate_extra(session, data, w, kind, f.customer_id)
+        elif kind == "tag_add":
             tag_id = data.draw(st.sampled_from(w.tag_ids))
             exists = session.get(FollowTag, (f.id, tag_id))
             if exists is None:
@@ -244,6 +332,34 @@ def mutate(session: Session, data: st.DataObject, w: World) -> set[int]:
     return touched
 
 
+def _mutate_extra(session: Session, data: st.DataObject, w: World, kind: str, customer_id: int) -> None:
+    if kind == "opt":
+        row = session.get(OptOut, (w.corp_id, customer_id))
+        if row is None:
+            session.add(OptOut(corp_id=w.corp_id, customer_id=customer_id, source="reply"))
+        else:
+            session.delete(row)
+    elif kind == "group":
+        chat = data.draw(st.sampled_from(w.chat_pks))
+        member = session.scalar(
+            select(GroupMember).where(GroupMember.group_chat_id == chat, GroupMember.customer_id == customer_id)
+        )
+        if member is None:
+            session.add(
+                GroupMember(
+                    corp_id=w.corp_id,
+                    group_chat_id=chat,
+                    userid=f"wm{next(_seq)}",
+                    member_type=2,
+                    customer_id=customer_id,
+                )
+            )
+        else:
+            session.delete(member)
+    else:
+        _recipient(session, data, w, customer_id)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_engine_equals_sql(session: Session, data: st.DataObject) -> None:
@@ -254,9 +370,11 @@ def test_engine_equals_sql(session: Session, data: st.DataObject) -> None:
     # then every rule gives the same ids both ways
     for rule in drawn:
         assert eng.evaluate(session, rule) == service.sql_customer_ids(session, corp_id=w.corp_id, rule=rule), rule
-    # when rows change and only the touched customers are refreshed
+    # when rows change, the writer marks the customers it touched, and the engine catches up from the change log
     touched = mutate(session, data, w)
-    eng.refresh(session, touched)
+    mark_dirty(session, w.corp_id, touched)
+    publish(session)
+    assert eng.catch_up(session)
     # then the bitmaps equal a rebuild, and the rules still agree with SQL
     assert eng.check(session) == []
     for rule in drawn:
@@ -351,7 +469,8 @@ def test_mark_dirty_refreshes_the_registry_engine(session: Session, small: dict[
     # when a writer tags customer 1 and marks it dirty
     _tagged(session, corp_id, small["e2"], c[1], small["B"])
     assert service.count(session, corp_id=corp_id, rule=rule).count == 0  # not marked yet: the engine is stale
-    mark_dirty(corp_id, [c[1]])
+    mark_dirty(session, corp_id, [c[1]])
+    publish(session)  # what commit does
     # then the next use sees it, and the engine agrees with a rebuild
     assert service.count(session, corp_id=corp_id, rule=rule).sample_customer_ids == [c[1]]
     assert engine_for(session, corp_id).check(session) == []

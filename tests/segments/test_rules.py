@@ -84,6 +84,26 @@ def test_round_trips_through_json() -> None:
     assert parse_rule(parse_rule(data).to_json()) == parse_rule(data)
 
 
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"field": {"key": "city", "in": ["上海", "北京"]}},  # sorted, as parsing keeps them
+        {"field": {"key": "city", "equals": ""}},
+        {"field": {"key": "vip", "exists": False}},
+        {"field": {"key": "note", "contains": "VIP"}},
+        {"opted_out": True},
+        {"last_broadcast": {"before": "2024-03-01"}},
+        {"last_broadcast": {"after": "2024-03-01"}},
+        {"last_broadcast": {"within_days": 7}},
+        {"last_broadcast": {"never": True}},
+    ],
+)
+def test_new_conditions_round_trip(node: dict[str, Any]) -> None:
+    data = rule({"not": node})
+    assert parse_rule(data).to_json() == data
+    assert parse_rule(parse_rule(data).to_json()) == parse_rule(data)
+
+
 def test_accepts_a_json_string() -> None:
     assert parse_rule('{"version": 1, "rule": {"follow_status": "active"}}').root == CondFollowStatus(status="active")
 
@@ -108,12 +128,12 @@ def _deep(levels: int) -> dict[str, Any]:
         (
             rule({}),
             "rule: must be an object with exactly one key (and, or, not, tags, corp_name, owner, channel, added, "
-            "in_group, gender, customer_type, follow_status)",
+            "in_group, field, last_broadcast, gender, customer_type, follow_status, opted_out)",
         ),
         (
             rule({"gender": [1], "customer_type": [1]}),
-            "rule: must be an object with exactly one key (and, or, not, "
-            "tags, corp_name, owner, channel, added, in_group, gender, customer_type, follow_status)",
+            "rule: must be an object with exactly one key (and, or, not, tags, corp_name, owner, channel, added, "
+            "in_group, field, last_broadcast, gender, customer_type, follow_status, opted_out)",
         ),
         (rule({"age": 3}), "rule.age: unknown condition"),
         (rule({"and": []}), "rule.and: must be a non-empty list of rules"),
@@ -146,6 +166,39 @@ def _deep(levels: int) -> dict[str, Any]:
         (rule({"follow_status": "gone"}), "rule.follow_status: must be one of 'active' or 'lost'"),
         (rule({"in_group": {"chat_ids": [""]}}), "rule.in_group.chat_ids: must be a list of chat ids"),
         (rule({"not": {"in_group": {"chats": []}}}), "rule.not.in_group.chats: unknown key"),
+        (rule({"field": {"equals": "x"}}), "rule.field.key: Field required"),
+        (rule({"field": {"key": "city"}}), "rule.field: must have exactly one of equals, in, contains, exists"),
+        (
+            rule({"field": {"key": "city", "equals": "a", "in": ["a"]}}),
+            "rule.field: must have exactly one of equals, in, contains, exists",
+        ),
+        (rule({"field": {"key": "city", "in": []}}), "rule.field.in: must be a non-empty list of strings"),
+        (rule({"field": {"key": "city", "in_": ["a"]}}), "rule.field.in_: unknown key"),
+        (rule({"field": {"key": "city", "exists": "yes"}}), "rule.field.exists: must be true or false (exists)"),
+        (rule({"field": {"key": " ", "exists": True}}), "rule.field.key: must be a non-empty field key"),
+        (rule({"field": {"key": "k" * 65, "exists": True}}), "rule.field: key is longer than 64 characters"),
+        (rule({"opted_out": "no"}), "rule.opted_out: must be true or false (opted out)"),
+        (
+            rule({"last_broadcast": {}}),
+            "rule.last_broadcast: must have exactly one of before, after, within_days, never",
+        ),
+        (rule({"last_broadcast": {"before": "2024-13-01"}}), "rule.last_broadcast.before: must be a date YYYY-MM-DD"),
+        (
+            rule({"last_broadcast": {"within_days": 0}}),
+            "rule.last_broadcast.within_days: must be a whole number of days from 1 to 3660",
+        ),
+        (
+            rule({"last_broadcast": {"within_days": True}}),
+            "rule.last_broadcast.within_days: must be a whole number of days from 1 to 3660",
+        ),
+        (
+            rule({"last_broadcast": {"never": False}}),
+            "rule.last_broadcast: never must be true (use not for the opposite)",
+        ),
+        (
+            rule({"last_broadcast": {"after": "2024-01-01", "never": True}}),
+            "rule.last_broadcast: must have exactly one of before, after, within_days, never",
+        ),
         (rule(_deep(10)), "rule.not.not.not.not.not.not.not.not.not.not: nested deeper than 10 levels"),
         (rule({"or": [{"gender": [1]}] * 101}), "rule.or[100]: more than 100 conditions"),
     ],

@@ -44,7 +44,7 @@ def test_count_and_sample(db: sessionmaker[Session], world: dict[str, int]) -> N
     r = client.post("/api/segments/count", json=body)
     assert r.status_code == 200, r.text
     data = r.json()
-    assert data["count"] == 1 and data["sample"] == [{"id": world["b"], "name": "乙"}]
+    assert data["count"] == 1 and data["sample"] == [{"id": world["b"], "name": "乙", "owners": ["zhangsan"]}]
     assert data["unknown_ids"] == {}
 
 

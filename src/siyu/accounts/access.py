@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from siyu.accounts.models import ApiToken, ConsoleUser, Role
 from siyu.acquisition.models import Channel, ChannelGroup, CodeStatus, GroupCode, Material, WelcomeTemplate
+from siyu.broadcasts.models import Broadcast
+from siyu.compliance.models import ReachPause
 from siyu.contacts.departments import department_subtree, employees_in
 from siyu.contacts.models import Customer, Department, Employee, Follow
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.groups.models import GroupChat
+from siyu.segments.models import Segment, SegmentSnapshot
 from siyu.tags.models import Tag, TagGroup
 
 
@@ -63,6 +66,18 @@ PERMISSIONS: dict[tuple[str, str], frozenset[Role]] = {
     # Segments span the whole corp: the people who reach customers (and compliance, who audits them).
     ("segment", "read"): frozenset({Role.ADMIN, Role.OPERATOR, Role.COMPLIANCE}),
     ("segment", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    # Compliance: the reach policy, complaint rates, pauses and the harassment budget (whole corp).
+    ("compliance", "read"): frozenset({Role.ADMIN, Role.OPERATOR, Role.COMPLIANCE}),
+    ("compliance", "write"): frozenset({Role.ADMIN, Role.COMPLIANCE}),
+    # Broadcasts reach the whole corp: admins and operators plan, send, remind and cancel; compliance reads.
+    ("broadcast", "read"): frozenset({Role.ADMIN, Role.OPERATOR, Role.COMPLIANCE}),
+    ("broadcast", "write"): frozenset({Role.ADMIN, Role.OPERATOR}),
+    # Staff reach their own customers only with personal broadcasts they start themselves (≤ 200).
+    ("personal_broadcast", "read"): frozenset({Role.STAFF}),
+    ("personal_broadcast", "write"): frozenset({Role.STAFF}),
+    # Anyone may record a customer's opt-out or complaint — for the customers they can see.
+    ("opt_out", "write"): frozenset(Role),
+    ("complaint", "write"): frozenset(Role),
 }
 
 
@@ -99,7 +114,22 @@ def _staff_scope(session: Session, user: ConsoleUser) -> set[int]:
     return {me.id} | employees_in(session, corp_id=user.corp_id, department_ids=tree)
 
 
-_M = TypeVar("_M", TagGroup, Tag, ConsoleUser, ApiToken, Channel, ChannelGroup, GroupCode, Material, WelcomeTemplate)
+_M = TypeVar(
+    "_M",
+    TagGroup,
+    Tag,
+    ConsoleUser,
+    ApiToken,
+    Channel,
+    ChannelGroup,
+    GroupCode,
+    Material,
+    WelcomeTemplate,
+    ReachPause,
+    Broadcast,
+    Segment,
+    SegmentSnapshot,
+)
 
 
 def _not_found(object_type: str, object_id: object) -> DomainError:
@@ -230,6 +260,49 @@ def access_welcome_template_by_id(
 ) -> WelcomeTemplate:
     require(actor, "channel", "write" if write else "read")
     return _in_corp(session, actor, WelcomeTemplate, template_id, "welcome template")
+
+
+# --- compliance: pauses of an employee or a broadcast (corp-wide) ------------------------------------
+
+
+def access_pause_by_id(session: Session, actor: Actor, pause_id: int, *, write: bool = False) -> ReachPause:
+    require(actor, "compliance", "write" if write else "read")
+    return _in_corp(session, actor, ReachPause, pause_id, "pause")
+
+
+# --- broadcasts (corp-wide; staff: the personal ones they started) --------------------------------
+
+
+def broadcast_scope(actor: Actor, *, write: bool = False) -> ColumnElement[bool]:
+    """The broadcasts this actor may see (or change): the corp's, or for staff the personal ones they created."""
+    action = "write" if write else "read"
+    in_corp = Broadcast.corp_id == actor.corp_id
+    if can(actor, "broadcast", action):
+        return in_corp
+    if can(actor, "personal_broadcast", action):
+        return in_corp & (Broadcast.kind == "personal") & (Broadcast.created_by == actor.label)
+    raise DomainError(ErrorCode.FORBIDDEN, f"your role ({actor.role}) may not {action} broadcast")
+
+
+def access_broadcast_by_id(session: Session, actor: Actor, broadcast_id: int, *, write: bool = False) -> Broadcast:
+    scope = broadcast_scope(actor, write=write)
+    broadcast = session.scalar(select(Broadcast).where(Broadcast.id == broadcast_id, scope))
+    if broadcast is None:
+        raise _not_found("broadcast", broadcast_id)
+    return broadcast
+
+
+# --- segments and their snapshots (corp-wide) -----------------------------------------------------
+
+
+def access_segment_by_id(session: Session, actor: Actor, segment_id: int, *, write: bool = False) -> Segment:
+    require(actor, "segment", "write" if write else "read")
+    return _in_corp(session, actor, Segment, segment_id, "segment")
+
+
+def access_snapshot_by_id(session: Session, actor: Actor, snapshot_id: int, *, write: bool = False) -> SegmentSnapshot:
+    require(actor, "segment", "write" if write else "read")
+    return _in_corp(session, actor, SegmentSnapshot, snapshot_id, "snapshot")
 
 
 # --- console users and API tokens -------------------------------------------------------------

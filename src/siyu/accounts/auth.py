@@ -98,7 +98,9 @@ async def _check_csrf(request: Request, user: ConsoleUser) -> None:
         raise DomainError(ErrorCode.CSRF, "missing or wrong CSRF token; reload the page")
 
 
-async def optional_user(request: Request, session: Annotated[Session, Depends(get_session)]) -> ConsoleUser | None:
+async def optional_user(
+    request: Request, session: Annotated[Session, Depends(get_session, scope="function")]
+) -> ConsoleUser | None:
     header = request.headers.get("authorization")
     if header:
         return _user_from_bearer(session, header)
@@ -109,7 +111,7 @@ async def optional_user(request: Request, session: Annotated[Session, Depends(ge
 
 
 async def current_actor(
-    session: Annotated[Session, Depends(get_session)],
+    session: Annotated[Session, Depends(get_session, scope="function")],
     user: Annotated[ConsoleUser | None, Depends(optional_user)],
 ) -> Actor:
     if user is None:

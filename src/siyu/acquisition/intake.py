@@ -22,6 +22,7 @@ from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core.clock import now_utc
 from siyu.corp.models import Corp
 from siyu.outbox.actions import do_enqueue
+from siyu.segments.changes import mark_dirty
 from siyu.sync.bulk import insert_ignoring_conflicts
 from siyu.tags.models import FollowTag, Tag
 from siyu.tags.outbox import MARK_TAG
@@ -78,6 +79,7 @@ def do_follow_added(
 def _attribute(session: Session, follow: Follow, customer: Customer, channel: Channel) -> None:
     if follow.channel_id is None:
         follow.channel_id = channel.id
+        mark_dirty(session, follow.corp_id, [customer.id])
     if customer.first_channel_id is None:
         customer.first_channel_id = channel.id
     session.flush()
@@ -100,6 +102,7 @@ def _apply_tags(
         return None
     rows = [{"follow_id": follow.id, "tag_id": t.id, "corp_id": follow.corp_id} for t in tags]
     session.execute(insert_ignoring_conflicts(session, FollowTag.__table__), rows)
+    mark_dirty(session, follow.corp_id, [customer.id])
     payload = {
         "userid": employee.userid,
         "external_userid": customer.external_userid,
@@ -127,17 +130,24 @@ def do_attribute_corp(session: Session, corp_id: int) -> int:
     channel_id = (
         select(Channel.id).where(Channel.corp_id == Follow.corp_id, Channel.state == Follow.state).scalar_subquery()
     )
-    attributed = session.execute(
-        update(Follow)
-        .where(
-            Follow.corp_id == corp_id,
-            Follow.channel_id.is_(None),
-            Follow.state != "",
-            exists().where(and_(Channel.corp_id == Follow.corp_id, Channel.state == Follow.state)),
+    customers = (
+        session.execute(
+            update(Follow)
+            .where(
+                Follow.corp_id == corp_id,
+                Follow.channel_id.is_(None),
+                Follow.state != "",
+                exists().where(and_(Channel.corp_id == Follow.corp_id, Channel.state == Follow.state)),
+            )
+            .values(channel_id=channel_id)
+            .returning(Follow.customer_id)
+            .execution_options(synchronize_session=False)
         )
-        .values(channel_id=channel_id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .scalars()
+        .all()
+    )
+    mark_dirty(session, corp_id, customers)
+    attributed = len(customers)
     if attributed:
         first = (
             select(Follow.channel_id)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core.clock import now_utc
@@ -74,7 +75,9 @@ class Broadcast(Base):
     allow_select: Mapped[bool] = mapped_column(Boolean, default=False)
     scheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     send_day: Mapped[date | None] = mapped_column(Date, nullable=True)  # corp-local day the slots are taken on
-    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # eligible / excluded by reason / results
+    # The plan (planner: candidates, eligible, excluded by reason, senders, chunks, moved, findings) and
+    # the sender's "results" beside it.
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     block_reason: Mapped[str] = mapped_column(Text, default="")
     holdout_percent: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str] = mapped_column(String(128), default="")
@@ -89,14 +92,42 @@ class BroadcastRecipient(Base):
 
     __tablename__ = "broadcast_recipient"
     __table_args__ = (
-        UniqueConstraint("broadcast_id", "customer_id", "chat_id"),
+        # one row per customer (or chat) of a broadcast; partial, because NULLs never collide in a unique key
+        Index(
+            "uq_broadcast_recipient_customer",
+            "broadcast_id",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("customer_id IS NOT NULL"),
+            sqlite_where=text("customer_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_broadcast_recipient_chat",
+            "broadcast_id",
+            "chat_id",
+            unique=True,
+            postgresql_where=text("chat_id IS NOT NULL"),
+            sqlite_where=text("chat_id IS NOT NULL"),
+        ),
         Index("ix_broadcast_recipient_caps", "corp_id", "customer_id", "send_day"),
+        # a group's slots (group broadcasts); partial, so customer rows cost it nothing
+        Index(
+            "ix_broadcast_recipient_chat",
+            "chat_id",
+            "send_day",
+            postgresql_where=text("chat_id IS NOT NULL"),
+            sqlite_where=text("chat_id IS NOT NULL"),
+        ),
         Index("ix_broadcast_recipient_chunk", "chunk_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"))
-    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcast.id", ondelete="CASCADE"))
+    # No foreign keys: PostgreSQL checks one per inserted row, and the broadcast's alone more than doubled
+    # the time to write a million-recipient plan (docs/benchmarks.md (f)). Rows are written only by the
+    # planner, in the transaction that holds their broadcast (same corp); whoever deletes a broadcast
+    # deletes its recipients (nothing does today).
+    corp_id: Mapped[int] = mapped_column(Integer)
+    broadcast_id: Mapped[int] = mapped_column(BigId)
     customer_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # customer broadcasts
     chat_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # group broadcasts (group_chat.id)
     employee_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # the sender chosen at plan time

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.acquisition import intake
+from siyu.compliance import monitor as complaints
 from siyu.contacts import actions as contacts
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core import audit
@@ -76,9 +77,20 @@ def on_external_contact(session: Session, corp_id: int, client: WeComClient, eve
     if kind in ("del_external_contact", "del_follow_user"):
         if _readded_since(session, corp_id, event):
             raise Skip("the follow was re-created after this deletion")
-        return contacts.do_end_follow(
-            session, corp_id, userid=event.user_id, external_userid=event.external_user_id, status=_end_status(event)
+        status = _end_status(event)
+        counts = contacts.do_end_follow(
+            session, corp_id, userid=event.user_id, external_userid=event.external_user_id, status=status
         )
+        if status == FollowStatus.CUSTOMER_DELETED_EMPLOYEE and (counts.removed or counts.updated):
+            # a deletion soon after a broadcast from this employee is a complaint signal
+            complaints.do_signal_for_deletion_event(
+                session,
+                corp_id,
+                userid=event.user_id,
+                external_userid=event.external_user_id,
+                occurred_at=from_timestamp(event.create_time),
+            )
+        return counts
     if kind == "transfer_fail":
         audit.record(
             session,

@@ -32,7 +32,7 @@ class Console:
 
 async def console_context(
     request: Request,
-    session: Annotated[Session, Depends(get_session)],
+    session: Annotated[Session, Depends(get_session, scope="function")],
     user: Annotated[ConsoleUser | None, Depends(optional_user)],
 ) -> Console:
     if user is None:

@@ -34,6 +34,7 @@ from siyu.core.counts import Counts
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.outbox.actions import do_enqueue
 from siyu.outbox.models import WeComOutbox
+from siyu.segments.changes import mark_dirty
 from siyu.sync.bulk import (
     Changes,
     Row,
@@ -263,7 +264,11 @@ def do_upsert_contacts_by_type(
     do_record_follows_added(session, corp_id=corp_id, follow_ids=upserted.written_ids, actor=_mirror_actor(run_id))
     do_refresh_added_at(session, customer_ids=customer_ids.values())
     wanted_tags = {upserted.ids[(customer_ids[ext], staff[info.userid])]: info.corp_tag_ids() for ext, info in follows}
-    tag_counts = _replace_follow_tags(session, corp_id, wanted_tags)
+    tag_counts, retagged = _replace_follow_tags(session, corp_id, wanted_tags)
+    customer_of = {follow_id: key[0] for key, follow_id in upserted.ids.items()}
+    # segment indexes: only what this page really changed (a re-sync of unchanged pages marks nothing)
+    mark_dirty(session, corp_id, customers.written_ids)
+    mark_dirty(session, corp_id, (customer_of.get(f) for f in (*upserted.written_ids, *retagged)))
     session.flush()
     return {"customers": customers.counts, "follows": upserted.counts, "follow_tags": tag_counts}
 
@@ -299,8 +304,10 @@ def do_apply_customer_detail(session: Session, corp_id: int, detail: payloads.Ex
     return total(do_upsert_contacts_by_type(session, corp_id, [contact], follows))
 
 
-def _replace_follow_tags(session: Session, corp_id: int, wanted: dict[int, list[str]]) -> Counts:
-    """Make each follow's corp tag set exactly `wanted` (by WeCom tag id); unknown tag ids are skipped."""
+def _replace_follow_tags(session: Session, corp_id: int, wanted: dict[int, list[str]]) -> tuple[Counts, set[int]]:
+    """Make each follow's corp tag set exactly `wanted` (by WeCom tag id); unknown tag ids are skipped.
+
+    Returns the counts and the follows whose tags changed."""
     tag_ids = _tag_ids(session, corp_id, {t for ids in wanted.values() for t in ids})
     desired = {(f, tag_ids[t]) for f, ids in wanted.items() for t in ids if t in tag_ids}
     current: set[tuple[int, int]] = set()
@@ -314,7 +321,8 @@ def _replace_follow_tags(session: Session, corp_id: int, wanted: dict[int, list[
     new = [{"follow_id": f, "tag_id": t, "corp_id": corp_id} for f, t in sorted(desired - current)]
     if new:
         session.execute(insert_ignoring_conflicts(session, FOLLOW_TAG), new)
-    return Counts(added=len(new), removed=len(gone))
+    changed = {row["f"] for row in gone} | {row["follow_id"] for row in new}
+    return Counts(added=len(new), removed=len(gone)), changed
 
 
 def _tag_ids(session: Session, corp_id: int, wecom_ids: set[str]) -> dict[str, int]:
@@ -332,7 +340,7 @@ def do_end_follow(session: Session, corp_id: int, *, userid: str, external_useri
     'removed' later explained by a callback) is an update and keeps the first ended_at.
     """
     follow = session.execute(
-        select(Follow.id, Follow.status, Follow.ended_at)
+        select(Follow.id, Follow.customer_id, Follow.status, Follow.ended_at)
         .join(Employee, Employee.id == Follow.employee_id)
         .join(Customer, Customer.id == Follow.customer_id)
         .where(Follow.corp_id == corp_id, Employee.userid == userid, Customer.external_userid == external_userid)
@@ -345,6 +353,7 @@ def do_end_follow(session: Session, corp_id: int, *, userid: str, external_useri
         .where(Follow.id == follow.id)
         .values(status=status, ended_at=follow.ended_at or now_utc(), updated_at=now_utc())
     )
+    mark_dirty(session, corp_id, [follow.customer_id])
     session.flush()
     return Counts(removed=1) if follow.status == FollowStatus.ACTIVE else Counts(updated=1)
 
@@ -363,11 +372,15 @@ def do_end_unseen_follows(session: Session, corp_id: int, *, run_id: int, starte
     )
     do_record_follows_ended(session, corp_id=corp_id, where=not_seen, cause=FollowStatus.REMOVED, actor="sync")
     unseen = (
-        update(FOLLOW).where(not_seen).values(status=FollowStatus.REMOVED, ended_at=now_utc(), updated_at=now_utc())
+        update(FOLLOW)
+        .where(not_seen)
+        .values(status=FollowStatus.REMOVED, ended_at=now_utc(), updated_at=now_utc())
+        .returning(FOLLOW.c.customer_id)
     )
-    result = session.execute(unseen)
+    ended = session.execute(unseen).scalars().all()
+    mark_dirty(session, corp_id, ended)
     session.flush()
-    return Counts(removed=_rowcount(result))
+    return Counts(removed=len(ended))
 
 
 # --- the customers page: added date, tag edits, exports --------------------------------------
@@ -420,6 +433,7 @@ def do_set_follow_tags(
     if not added and not removed:
         return TagChange([], [], None)
     _write_follow_tags(session, actor.corp_id, follow.id, added, removed)
+    mark_dirty(session, actor.corp_id, [follow.customer_id])
     names = {**{t.id: t.name for t in wanted.values()}, **_names(session, removed)}
     outbox = _enqueue_mark_tag(session, actor, follow, customer, added, removed, wanted)
     _record_tag_edit(session, actor, follow, added, removed, names, outbox.id)

@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from siyu.contacts.models import Customer
 from siyu.core.clock import from_timestamp, now_utc
 from siyu.core.counts import Counts
 from siyu.groups.models import GroupChat, GroupMember, GroupStatus
-from siyu.sync.bulk import Changes, Row, chunks, delete_ids, mark_seen, total, upsert_rows
+from siyu.segments.changes import mark_dirty
+from siyu.sync.bulk import Changes, Row, chunks, mark_seen, total, upsert_rows
 from siyu.wecom import payloads
 
 GROUP_CHAT = GroupChat.__table__
@@ -86,8 +87,22 @@ def _replace_members(session: Session, corp_id: int, rows: list[Row], chat_pks: 
     counts = result.counts
     emptied = sorted(set(chat_pks) - {row["group_chat_id"] for row in rows})
     stale = result.extra_ids + _member_ids(session, emptied)
-    counts.removed = delete_ids(session, GROUP_MEMBER, stale)
+    left = _delete_members(session, stale)
+    counts.removed = len(stale)
+    # segment indexes: customers who joined, whose membership row was rewritten, or who left
+    written = set(result.written_ids)
+    joined = (row["customer_id"] for row in rows if result.ids.get((row["group_chat_id"], row["userid"])) in written)
+    mark_dirty(session, corp_id, [*joined, *left])
     return counts
+
+
+def _delete_members(session: Session, ids: list[int]) -> list[int | None]:
+    """Delete member rows; returns the customer ids they linked (None for employees and unlinked members)."""
+    customers: list[int | None] = []
+    for part in chunks(ids):
+        stmt = delete(GROUP_MEMBER).where(GROUP_MEMBER.c.id.in_(part)).returning(GROUP_MEMBER.c.customer_id)
+        customers.extend(session.execute(stmt).scalars())
+    return customers
 
 
 def _member_ids(session: Session, chat_pks: list[int]) -> list[int]:

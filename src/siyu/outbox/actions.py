@@ -36,7 +36,7 @@ class Sender:
 
 SENDERS: dict[str, Sender] = {}
 # The modules that register senders; loaded before sending, so every process knows every kind.
-SENDER_MODULES = ("siyu.tags.outbox", "siyu.tags.wecom_sync", "siyu.acquisition.outbox")
+SENDER_MODULES = ("siyu.tags.outbox", "siyu.tags.wecom_sync", "siyu.acquisition.outbox", "siyu.broadcasts.outbox")
 
 
 def load_senders() -> None:

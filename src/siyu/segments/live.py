@@ -1,7 +1,7 @@
-"""Counts for people: the engine kept fresh enough, names for the sample, rule errors as domain errors.
+"""Counts for people: rule errors as domain errors, and a sample with names and owners.
 
-Until every writer marks the customers it changes (`engine.mark_dirty`), the index is rebuilt when it
-is older than FRESH_SECONDS, so a count is never more than that behind the database.
+The index behind a count is exact: `engine_for` applies every change committed before the call
+(see `siyu.segments.changes`), so nothing here is rebuilt on a timer.
 """
 
 from __future__ import annotations
@@ -10,42 +10,29 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.contacts.models import Customer
+from siyu.accounts.access import Actor
 from siyu.core.errors import DomainError, ErrorCode
-from siyu.segments import engine, service
+from siyu.segments import service
+from siyu.segments.engine import engine_for
 from siyu.segments.rules import RuleError
-from siyu.segments.schemas import CountRead, SampleCustomer
-
-FRESH_SECONDS = 60.0
-_built: dict[int, float] = {}
+from siyu.segments.schemas import CountRead
 
 
-def _fresh(corp_id: int) -> float:
-    """Drop the corp's index when it is too old; returns its age in seconds after this call."""
-    now = time.monotonic()
-    built = _built.get(corp_id)
-    if built is None or now - built > FRESH_SECONDS:
-        engine.drop_engine(corp_id)
-        _built[corp_id] = now
-        return 0.0
-    return now - built
-
-
-def count(session: Session, *, corp_id: int, rule: Mapping[str, Any] | str, sample: int = 20) -> CountRead:
-    age = _fresh(corp_id)
+def count(
+    session: Session, *, corp_id: int, rule: Mapping[str, Any] | str, sample: int = 20, actor: Actor | None = None
+) -> CountRead:
+    """The count and a sample (scoped to the actor when given: only customers they may see are named)."""
     try:
         found = service.count(session, corp_id=corp_id, rule=rule, sample=sample)
     except RuleError as exc:
         raise DomainError(ErrorCode.INVALID, str(exc)) from exc
-    names = dict(
-        session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(found.sample_customer_ids))).all()
-    )
+    eng = engine_for(session, corp_id)
     return CountRead(
         count=found.count,
-        sample=[SampleCustomer(id=i, name=names.get(i, "")) for i in found.sample_customer_ids],
+        sample=service.sample_customers(session, corp_id=corp_id, customer_ids=found.sample_customer_ids, actor=actor),
         unknown_ids=found.unknown_ids,
-        index_age_seconds=round(age, 1),
+        index_version=eng.version,
+        index_age_seconds=round(time.monotonic() - eng.built_at, 1),
     )

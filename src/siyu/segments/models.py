@@ -61,3 +61,34 @@ class CustomerField(Base):
     key: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(255), default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc, onupdate=now_utc)
+
+
+class SegmentIndexVersion(Base):
+    """Per corp, how many committed changes the segment indexes have been told about.
+
+    A transaction that changed what rules read bumps this row right before it commits (and writes
+    the changed customer ids to `segment_change` with the new number). The row lock makes the
+    numbers commit in order, so a process that has applied changes up to N and sees N + 3 here
+    knows exactly which rows to read to catch up.
+    """
+
+    __tablename__ = "segment_index_version"
+
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class SegmentChange(Base):
+    """One customer whose rows changed in the commit numbered `version`; customer_id NULL = the whole corp.
+
+    Pruned after a while (`segments.tasks`); a process that falls further behind rebuilds its index.
+    """
+
+    __tablename__ = "segment_change"
+    __table_args__ = (Index("ix_segment_change_corp_version", "corp_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    corp_id: Mapped[int] = mapped_column(ForeignKey("corp.corp_id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(BigId)
+    customer_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now_utc)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, mo
 RULE_VERSION = 1
 MAX_DEPTH = 10
 MAX_CONDITIONS = 100
+MAX_DAYS = 3660
 
 
 class RuleError(ValueError):
@@ -146,7 +147,7 @@ class CondChannel(_Body):
 
 
 class CondAdded(_Body):
-    """A follow created on a day in [from, to] (UTC days, both ends included; either end may be open)."""
+    """A follow created on a day in [from, to]: days in the corp's time zone, both ends included, either open."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -174,6 +175,75 @@ class CondInGroup(_Body):
     chat_ids: Annotated[tuple[str, ...], _ids("chat ids", kind=str, allow_empty=True)] = ()
 
 
+def _strict_bool(what: str) -> BeforeValidator:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false ({what})")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _day_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DAYS:
+        raise ValueError(f"must be a whole number of days from 1 to {MAX_DAYS}")
+    return value
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a non-empty list of strings")
+    return tuple(sorted(set(value)))
+
+
+class CondField(_Body):
+    """A custom field (customer_field) with this key: equal to, one of, containing (any case), or just present."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    key: Annotated[str, _text("field key")]
+    equals: str | None = None
+    in_: Annotated[tuple[str, ...] | None, _optional(BeforeValidator(_strings))] = None
+    contains: Annotated[str | None, _optional(_text("string"))] = None
+    exists: Annotated[bool | None, _optional(_strict_bool("exists"))] = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> CondField:
+        if len(self.key) > 64:
+            raise ValueError("key is longer than 64 characters")
+        if sum(x is not None for x in (self.equals, self.in_, self.contains, self.exists)) != 1:
+            raise ValueError("must have exactly one of equals, in, contains, exists")
+        return self
+
+
+class CondOptedOut(_Body):
+    """true: the customer opted out of broadcasts (opt_out); false: they did not."""
+
+    value: Annotated[bool, _strict_bool("opted out")]
+
+
+class CondLastBroadcast(_Body):
+    """The last corp-local day a broadcast reached the customer (a recipient row with status sent).
+
+    before / after: that day is strictly before / after the date; within_days N: it is today or one of
+    the N - 1 days before (today in the corp's time zone); never: no broadcast ever reached them.
+    Customers never reached match none of before, after, within_days.
+    """
+
+    before: Annotated[date | None, BeforeValidator(_day)] = None
+    after: Annotated[date | None, BeforeValidator(_day)] = None
+    within_days: Annotated[int | None, _optional(BeforeValidator(_day_count))] = None
+    never: Annotated[bool | None, _optional(_strict_bool("never"))] = None
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> CondLastBroadcast:
+        if sum(x is not None for x in (self.before, self.after, self.within_days, self.never)) != 1:
+            raise ValueError("must have exactly one of before, after, within_days, never")
+        if self.never is False:
+            raise ValueError("never must be true (use not for the opposite)")
+        return self
+
+
 Condition = (
     CondTags
     | CondGender
@@ -184,6 +254,9 @@ Condition = (
     | CondAdded
     | CondFollowStatus
     | CondInGroup
+    | CondField
+    | CondOptedOut
+    | CondLastBroadcast
 )
 
 
@@ -227,11 +300,17 @@ _OBJECT_CONDITIONS: dict[str, type[_Body]] = {
     "channel": CondChannel,
     "added": CondAdded,
     "in_group": CondInGroup,
+    "field": CondField,
+    "last_broadcast": CondLastBroadcast,
 }
+# JSON keys that are Python keywords, and the model fields that hold them
+_RENAMED = {"from": "from_", "in": "in_"}
+_RENAMED_BACK = {v: k for k, v in _RENAMED.items()}
 _SCALAR_CONDITIONS: dict[str, tuple[type[_Body], str]] = {
     "gender": (CondGender, "values"),
     "customer_type": (CondCustomerType, "values"),
     "follow_status": (CondFollowStatus, "status"),
+    "opted_out": (CondOptedOut, "value"),
 }
 _KEYS = ("and", "or", "not", *_OBJECT_CONDITIONS, *_SCALAR_CONDITIONS)
 
@@ -284,8 +363,8 @@ def _node(value: object, path: str, depth: int, counter: list[int]) -> Node:
         model = _OBJECT_CONDITIONS[key]
         if not isinstance(body, dict):
             raise RuleError(here, "must be an object")
-        if model is CondAdded:
-            body = {("from_" if k == "from" else "from" if k == "from_" else k): v for k, v in body.items()}
+        # "from_" / "in_" typed by a user are unknown keys, reported under their own name
+        body = {_RENAMED.get(k, k if k not in _RENAMED_BACK else f"{k}?"): v for k, v in body.items()}
         return _validate(model, body, here, scalar=False)  # type: ignore[return-value]
     raise RuleError(here, "unknown condition")
 
@@ -296,7 +375,7 @@ def _validate(model: type[_Body], body: dict[str, object], path: str, *, scalar:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [str(part) for part in err["loc"] if not scalar]
-        loc = ["from" if part == "from_" else part for part in loc]
+        loc = [_RENAMED_BACK.get(part, part.rstrip("?")) for part in loc]
         where = ".".join([path, *loc])
         if err["type"] == "extra_forbidden":
             raise RuleError(where, "unknown key") from None
@@ -319,7 +398,7 @@ def dump_node(node: Node) -> dict[str, Any]:
     for key, model in _OBJECT_CONDITIONS.items():
         if isinstance(node, model):
             body = node.model_dump(exclude_defaults=True, exclude_none=True)
-            body = {("from" if k == "from_" else k): _plain(v) for k, v in body.items()}
+            body = {_RENAMED_BACK.get(k, k): _plain(v) for k, v in body.items()}
             return {key: body}
     raise TypeError(f"not a rule node: {node!r}")
 

@@ -7,25 +7,34 @@ Only the department subtree is resolved in Python first (the tree lives in JSON 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from siyu.acquisition.models import Channel
+from siyu.broadcasts.models import BroadcastRecipient, RecipientStatus
+from siyu.compliance.models import OptOut
 from siyu.contacts.departments import department_subtree, employees_in
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
+from siyu.core import clock
+from siyu.corp.models import Corp
 from siyu.groups.models import GroupChat, GroupMember
+from siyu.segments.models import CustomerField
 from siyu.segments.rules import (
     And,
     CondAdded,
     CondChannel,
     CondCorpName,
     CondCustomerType,
+    CondField,
     CondFollowStatus,
     CondGender,
     CondInGroup,
     Condition,
+    CondLastBroadcast,
+    CondOptedOut,
     CondOwner,
     CondTags,
     Node,
@@ -36,6 +45,8 @@ from siyu.segments.rules import (
 from siyu.tags.models import FollowTag
 
 ACTIVE = FollowStatus.ACTIVE.value
+SENT = RecipientStatus.SENT.value
+DEFAULT_ZONE = "Asia/Shanghai"
 
 
 def rule_clause(session: Session, *, corp_id: int, rule: Rule | Node) -> ColumnElement[bool]:
@@ -79,7 +90,7 @@ def condition_clause(session: Session, corp_id: int, cond: Condition) -> ColumnE
     if isinstance(cond, CondChannel):
         return _follow_exists(corp_id, channel_clause(corp_id, cond, Follow.channel_id), active=False)
     if isinstance(cond, CondAdded):
-        return _follow_exists(corp_id, added_clause(cond), active=False)
+        return _follow_exists(corp_id, added_clause(cond, corp_zone(session, corp_id)), active=False)
     if isinstance(cond, CondFollowStatus):
         active = _follow_exists(corp_id, true(), active=True)
         if cond.status == "active":
@@ -87,6 +98,13 @@ def condition_clause(session: Session, corp_id: int, cond: Condition) -> ColumnE
         return and_(_follow_exists(corp_id, true(), active=False), not_(active))
     if isinstance(cond, CondInGroup):
         return _in_group(corp_id, cond)
+    if isinstance(cond, CondField):
+        return _field(corp_id, cond)
+    if isinstance(cond, CondOptedOut):
+        opted = exists(select(OptOut.customer_id).where(OptOut.customer_id == Customer.id, OptOut.corp_id == corp_id))
+        return opted if cond.value else not_(opted)
+    if isinstance(cond, CondLastBroadcast):
+        return _last_broadcast(session, corp_id, cond)
     raise TypeError(f"not a condition: {cond!r}")
 
 
@@ -128,14 +146,77 @@ def channel_clause(corp_id: int, cond: CondChannel, column: ColumnElement[int | 
     return column.in_(channel_ids_select(corp_id, cond))
 
 
-def added_clause(cond: CondAdded) -> ColumnElement[bool]:
-    """Follow.created_at within the UTC days [from, to]."""
+def corp_zone(session: Session, corp_id: int) -> ZoneInfo:
+    """The corp's time zone (days in rules are its calendar days); Asia/Shanghai when unset or unknown."""
+    corp = session.get(Corp, corp_id)
+    try:
+        return ZoneInfo((corp.timezone if corp is not None else "") or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def local_today(session: Session, corp_id: int) -> date:
+    return clock.now_utc().astimezone(corp_zone(session, corp_id)).date()
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a corp-local day begins (DST-safe: midnight in the zone, then converted)."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def added_clause(cond: CondAdded, zone: ZoneInfo) -> ColumnElement[bool]:
+    """Follow.created_at within the corp-local days [from, to]."""
     parts: list[ColumnElement[bool]] = [Follow.created_at.is_not(None)]
     if cond.from_ is not None:
-        parts.append(Follow.created_at >= datetime.combine(cond.from_, time(), tzinfo=UTC))
+        parts.append(Follow.created_at >= day_start(cond.from_, zone))
     if cond.to is not None:
-        parts.append(Follow.created_at < datetime.combine(cond.to + timedelta(days=1), time(), tzinfo=UTC))
+        parts.append(Follow.created_at < day_start(cond.to + timedelta(days=1), zone))
     return and_(*parts)
+
+
+def last_broadcast_range(session: Session, corp_id: int, cond: CondLastBroadcast) -> tuple[date | None, date | None]:
+    """The [lowest, highest] last-received day the condition accepts (None = open); not for `never`."""
+    if cond.before is not None:
+        return None, cond.before - timedelta(days=1)
+    if cond.after is not None:
+        return cond.after + timedelta(days=1), None
+    assert cond.within_days is not None
+    return local_today(session, corp_id) - timedelta(days=cond.within_days - 1), None
+
+
+def _last_broadcast(session: Session, corp_id: int, cond: CondLastBroadcast) -> ColumnElement[bool]:
+    """On the customer's latest send_day among sent recipient rows: max <= hi is "none later than hi"."""
+
+    def sent(*where: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(
+            select(BroadcastRecipient.id).where(
+                BroadcastRecipient.customer_id == Customer.id,
+                BroadcastRecipient.corp_id == corp_id,
+                BroadcastRecipient.status == SENT,
+                BroadcastRecipient.send_day.is_not(None),
+                *where,
+            )
+        )
+
+    if cond.never:
+        return not_(sent())
+    lo, hi = last_broadcast_range(session, corp_id, cond)
+    if hi is not None:
+        return and_(sent(), not_(sent(BroadcastRecipient.send_day > hi)))
+    assert lo is not None
+    return sent(BroadcastRecipient.send_day >= lo)
+
+
+def _field(corp_id: int, cond: CondField) -> ColumnElement[bool]:
+    where = [CustomerField.customer_id == Customer.id, CustomerField.corp_id == corp_id, CustomerField.key == cond.key]
+    if cond.equals is not None:
+        where.append(CustomerField.value == cond.equals)
+    elif cond.in_ is not None:
+        where.append(CustomerField.value.in_(cond.in_))
+    elif cond.contains is not None:
+        where.append(func.lower(CustomerField.value).contains(cond.contains.lower(), autoescape=True))
+    has = exists(select(CustomerField.id).where(*where))
+    return not_(has) if cond.exists is False else has
 
 
 def _tags(corp_id: int, cond: CondTags) -> ColumnElement[bool]:

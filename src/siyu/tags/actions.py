@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.contacts.models import Follow
 from siyu.core.clock import from_timestamp
 from siyu.core.counts import Counts
+from siyu.segments.changes import WHOLE_CORP_AFTER, mark_corp_dirty, mark_dirty
 from siyu.sync.bulk import Changes, Row, chunks, delete_ids, total, upsert_rows
 from siyu.tags.models import FollowTag, Tag, TagGroup
 from siyu.wecom import payloads
@@ -58,7 +60,7 @@ def do_sync_corp_tags_by_type(
     else:
         stale_groups = _ids_of(session, corp_id, TagGroup, {g.group_id for g in groups if g.deleted})
         stale_tags = _absent_tags_of(session, corp_id, [group_ids[g.group_id] for g in live], keep_tags)
-    _remove(session, stale_tags, stale_groups, changes)
+    _remove(session, corp_id, stale_tags, stale_groups, changes)
     session.flush()
     return changes
 
@@ -96,10 +98,10 @@ def _absent_tags_of(session: Session, corp_id: int, group_ids: list[int], keep: 
     return found
 
 
-def _remove(session: Session, tag_ids: list[int], group_ids: list[int], changes: Changes) -> None:
+def _remove(session: Session, corp_id: int, tag_ids: list[int], group_ids: list[int], changes: Changes) -> None:
     """Delete tags and groups with their follow tags explicitly (not relying on SQLite's FK pragma)."""
     tag_ids = sorted(set(tag_ids) | set(_tags_in_groups(session, group_ids)))
-    changes["follow_tags"].removed += _delete_follow_tags(session, tag_ids)
+    changes["follow_tags"].removed += _delete_follow_tags(session, corp_id, tag_ids)
     changes["tags"].removed += delete_ids(session, TAG, tag_ids)
     changes["tag_groups"].removed += delete_ids(session, TAG_GROUP, group_ids)
 
@@ -111,12 +113,18 @@ def _tags_in_groups(session: Session, group_ids: list[int]) -> list[int]:
     return found
 
 
-def _delete_follow_tags(session: Session, tag_ids: list[int]) -> int:
-    removed = 0
+def _delete_follow_tags(session: Session, corp_id: int, tag_ids: list[int]) -> int:
+    """Delete the tags' follow_tag rows; the customers who had them are marked for the segment indexes."""
+    follow_ids: list[int] = []
     for part in chunks(tag_ids):
-        result = session.execute(FOLLOW_TAG.delete().where(FOLLOW_TAG.c.tag_id.in_(part)))
-        removed += max(result.rowcount or 0, 0)
-    return removed
+        stmt = FOLLOW_TAG.delete().where(FOLLOW_TAG.c.tag_id.in_(part)).returning(FOLLOW_TAG.c.follow_id)
+        follow_ids.extend(session.execute(stmt).scalars())
+    if len(follow_ids) > WHOLE_CORP_AFTER:
+        mark_corp_dirty(session, corp_id)
+    else:
+        for part in chunks(sorted(set(follow_ids))):
+            mark_dirty(session, corp_id, session.scalars(select(Follow.customer_id).where(Follow.id.in_(part))))
+    return len(follow_ids)
 
 
 def do_delete_tag(session: Session, corp_id: int, wecom_id: str) -> Counts:
@@ -125,9 +133,9 @@ def do_delete_tag(session: Session, corp_id: int, wecom_id: str) -> Counts:
     if tag is None:
         return Counts()
     changes: Changes = {"tag_groups": Counts(), "tags": Counts(), "follow_tags": Counts()}
-    _remove(session, [tag.id], [], changes)
+    _remove(session, corp_id, [tag.id], [], changes)
     if session.execute(select(Tag.id).where(Tag.group_id == tag.group_id).limit(1)).first() is None:
-        _remove(session, [], [tag.group_id], changes)
+        _remove(session, corp_id, [], [tag.group_id], changes)
     session.flush()
     return Counts(removed=changes["tags"].removed + changes["tag_groups"].removed)
 
@@ -138,6 +146,6 @@ def do_delete_tag_group(session: Session, corp_id: int, wecom_id: str) -> Counts
     if not group_ids:
         return Counts()
     changes: Changes = {"tag_groups": Counts(), "tags": Counts(), "follow_tags": Counts()}
-    _remove(session, [], group_ids, changes)
+    _remove(session, corp_id, [], group_ids, changes)
     session.flush()
     return Counts(removed=changes["tags"].removed + changes["tag_groups"].removed)

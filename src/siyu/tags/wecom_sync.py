@@ -17,11 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.accounts.access import Actor
+from siyu.contacts.models import Follow
 from siyu.core import audit
 from siyu.core.clock import now_utc
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.outbox.actions import do_enqueue, register_sender
 from siyu.outbox.models import WeComOutbox
+from siyu.segments.changes import mark_dirty
+from siyu.sync.bulk import chunks
 from siyu.tags import actions as mirror
 from siyu.tags import service
 from siyu.tags.models import FollowTag, Tag, TagGroup
@@ -220,7 +223,7 @@ def _settle(
         session.flush()
         return row.id
     if isinstance(row, Tag):
-        _move_follow_tags(session, row.id, mirrored.id)
+        _move_follow_tags(session, corp_id, row.id, mirrored.id)
     else:
         for tag in session.scalars(select(Tag).where(Tag.group_id == row.id)):
             tag.group_id = mirrored.id
@@ -230,13 +233,17 @@ def _settle(
     return mirrored.id
 
 
-def _move_follow_tags(session: Session, from_tag: int, to_tag: int) -> None:
+def _move_follow_tags(session: Session, corp_id: int, from_tag: int, to_tag: int) -> None:
     have = set(session.scalars(select(FollowTag.follow_id).where(FollowTag.tag_id == to_tag)))
+    moved: list[int] = []
     for link in session.scalars(select(FollowTag).where(FollowTag.tag_id == from_tag)):
+        moved.append(link.follow_id)
         if link.follow_id in have:
             session.delete(link)
         else:
             link.tag_id = to_tag
+    for part in chunks(moved):  # these customers' tags changed ids
+        mark_dirty(session, corp_id, session.scalars(select(Follow.customer_id).where(Follow.id.in_(part))))
 
 
 def _insert_if_missing(session: Session, corp_id: int, group_pk: int, real: str, wanted: dict[str, Any]) -> None:

@@ -1,0 +1,254 @@
+"""Compliance writes: opt-out and opt-in, complaints, the policy, lifting pauses. Each records an audit row.
+
+Actions only flush; the request, task or CLI commits.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.accounts.access import Actor
+from siyu.broadcasts.models import Broadcast, BroadcastRecipient
+from siyu.compliance import monitor
+from siyu.compliance.models import ComplaintSignal, OptOut, ReachPause, ReachPolicy, SignalKind
+from siyu.compliance.policy import Policy, load_policy
+from siyu.compliance.schemas import ComplaintCreate, PolicyWrite, policy_of
+from siyu.contacts.models import Employee
+from siyu.core import audit
+from siyu.core.clock import now_utc
+from siyu.core.errors import DomainError, ErrorCode
+
+OPT_OUT_SOURCES = frozenset({"employee", "reply", "console", "api", "import", "sidebar"})
+
+
+# --- opt-out --------------------------------------------------------------------------------------
+
+
+def do_opt_out(
+    session: Session,
+    corp_id: int,
+    customer_id: int,
+    source: str,
+    recorded_by: str,
+    note: str = "",
+    broadcast_id: int | None = None,
+) -> OptOut:
+    """Mark the customer as not wanting broadcasts. Idempotent: a second call keeps the first record.
+
+    When a broadcast reached the customer within the policy's hours, the opt-out is linked to it and
+    counts as an `opted_out_after_message` signal against its employee and the broadcast.
+    """
+    existing = session.get(OptOut, (corp_id, customer_id))
+    if existing is not None:
+        return existing
+    if source not in OPT_OUT_SOURCES:
+        raise DomainError(ErrorCode.INVALID, f"source: one of {', '.join(sorted(OPT_OUT_SOURCES))}")
+    at = now_utc()
+    hours = load_policy(session, corp_id).thresholds.delete_within_hours
+    who, last = monitor.attribute(
+        session, corp_id, customer_id=customer_id, employee_id=None, broadcast_id=broadcast_id, at=at, hours=hours
+    )
+    row = OptOut(
+        corp_id=corp_id,
+        customer_id=customer_id,
+        source=source,
+        recorded_by=recorded_by,
+        note=note,
+        broadcast_id=broadcast_id if broadcast_id is not None else who.broadcast_id,
+        created_at=at,
+    )
+    session.add(row)
+    session.flush()
+    detail = {"source": source, "note": note, "broadcast_id": row.broadcast_id}
+    audit.record(
+        session,
+        corp_id=corp_id,
+        actor=recorded_by,
+        action="customer.opt_out",
+        object_type="customer",
+        object_id=customer_id,
+        detail=detail,
+    )
+    if last is not None:
+        hours_after = (at - last.sent_at).total_seconds() / 3600
+        monitor.do_record_signal(
+            session,
+            corp_id,
+            kind=SignalKind.OPTED_OUT_AFTER_MESSAGE,
+            customer_id=customer_id,
+            attribution=who,
+            detail=f"opted out ({source}) {hours_after:.1f} h after broadcast {last.broadcast_id}",
+            occurred_at=at,
+        )
+    return row
+
+
+def do_opt_in(session: Session, corp_id: int, customer_id: int, recorded_by: str, note: str = "") -> bool:
+    """Undo an opt-out (the customer asked again). Idempotent; returns whether there was one."""
+    existing = session.get(OptOut, (corp_id, customer_id))
+    if existing is None:
+        return False
+    before = {"source": existing.source, "recorded_by": existing.recorded_by, "since": existing.created_at.isoformat()}
+    session.delete(existing)
+    session.flush()
+    audit.record(
+        session,
+        corp_id=corp_id,
+        actor=recorded_by,
+        action="customer.opt_in",
+        object_type="customer",
+        object_id=customer_id,
+        detail={"note": note, "opt_out": before},
+    )
+    return True
+
+
+# Replies that mean "stop sending me this": TD is the carriers' convention, 退订 its Chinese.
+_OPT_OUT_WORDS = frozenset({"td", "t", "退订", "退定", "取消订阅", "拒收", "unsubscribe", "stop", "optout"})
+_OPT_OUT_STEM = re.compile(r"退订(?!单)|取消订阅|unsubscribe|拒收")  # 退订单 is "cancel an order"
+_NEGATED = re.compile(r"(不|别|没|无需|不用|不要)(要)?(退订|取消订阅|拒收)")
+_NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
+MAX_REPLY_CHARS = 16  # a longer message is a conversation, not an opt-out keyword
+
+
+def is_opt_out_reply(text: str) -> bool:
+    """TD / td / Ｔ Ｄ / 退订 / 退订。/ 回复TD退订 / Unsubscribe … — short replies that ask to stop, not "不退订"."""
+    folded = unicodedata.normalize("NFKC", text).strip().lower()
+    compact = _NOISE.sub("", folded)
+    if not compact or len(compact) > MAX_REPLY_CHARS or _NEGATED.search(compact):
+        return False
+    compact = compact.removeprefix("回复").removeprefix("回")
+    return compact in _OPT_OUT_WORDS or _OPT_OUT_STEM.search(compact) is not None
+
+
+def do_opt_out_from_reply(session: Session, corp_id: int, customer_id: int, text: str) -> OptOut | None:
+    """A customer's reply: opt them out when it is an opt-out keyword (source `reply`); else nothing."""
+    if not is_opt_out_reply(text):
+        return None
+    return do_opt_out(session, corp_id, customer_id, "reply", "customer", note=text.strip()[:200])
+
+
+# --- complaints -----------------------------------------------------------------------------------
+
+
+def do_record_complaint(session: Session, actor: Actor, body: ComplaintCreate) -> ComplaintSignal:
+    """An explicit complaint about the customer's messages. Without a broadcast or employee it counts against
+    the last broadcast that reached the customer in the window (and its sender); then the monitor judges."""
+    corp_id = actor.corp_id
+    _check_refs(session, corp_id, body)
+    policy = load_policy(session, corp_id)
+    who, _ = monitor.attribute(
+        session,
+        corp_id,
+        customer_id=body.customer_id,
+        employee_id=body.employee_id,
+        broadcast_id=body.broadcast_id,
+        at=now_utc(),
+        hours=policy.thresholds.window_days * 24,
+    )
+    if body.broadcast_id is not None and who.broadcast_id is None:
+        who = monitor.Attribution(
+            who.employee_id or _sender_of(session, body.broadcast_id, body.customer_id), body.broadcast_id
+        )
+    signal = monitor.do_record_signal(
+        session, corp_id, kind=SignalKind.COMPLAINT, customer_id=body.customer_id, attribution=who, detail=body.detail
+    )
+    audit.record(
+        session,
+        corp_id=corp_id,
+        actor=actor.label,
+        action="compliance.complaint",
+        object_type="customer",
+        object_id=body.customer_id,
+        detail={"signal_id": signal.id, "employee_id": who.employee_id, "broadcast_id": who.broadcast_id},
+    )
+    return signal
+
+
+def _check_refs(session: Session, corp_id: int, body: ComplaintCreate) -> None:
+    if body.employee_id is not None:
+        employee = session.get(Employee, body.employee_id)
+        if employee is None or employee.corp_id != corp_id:
+            raise DomainError(ErrorCode.INVALID, f"employee_id: no employee {body.employee_id}")
+    if body.broadcast_id is not None:
+        broadcast = session.get(Broadcast, body.broadcast_id)
+        if broadcast is None or broadcast.corp_id != corp_id:
+            raise DomainError(ErrorCode.INVALID, f"broadcast_id: no broadcast {body.broadcast_id}")
+
+
+def _sender_of(session: Session, broadcast_id: int, customer_id: int) -> int | None:
+    return session.scalar(
+        select(BroadcastRecipient.employee_id).where(
+            BroadcastRecipient.broadcast_id == broadcast_id, BroadcastRecipient.customer_id == customer_id
+        )
+    )
+
+
+# --- policy and pauses ----------------------------------------------------------------------------
+
+
+def do_update_policy(session: Session, actor: Actor, body: PolicyWrite) -> ReachPolicy:
+    """Replace the corp's policy; the audit row lists each value that changed (from the effective policy)."""
+    before = _policy_values(load_policy(session, actor.corp_id))
+    row = session.get(ReachPolicy, actor.corp_id)
+    if row is None:
+        row = ReachPolicy(corp_id=actor.corp_id)
+        session.add(row)
+    row.platform_cap = body.platform_cap
+    row.corp_caps = [c.model_dump() for c in body.corp_caps]
+    row.quiet_start, row.quiet_end = body.quiet_start, body.quiet_end
+    row.sensitive_words = list(body.sensitive_words)
+    row.link_allowlist = list(body.link_allowlist)
+    row.complaint_thresholds = body.thresholds.model_dump()
+    row.moments_eligible = body.moments_eligible
+    row.updated_by = actor.label
+    row.updated_at = now_utc()
+    session.flush()
+    after = _policy_values(policy_of(body))
+    changed = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
+    audit.record(
+        session,
+        corp_id=actor.corp_id,
+        actor=actor.label,
+        action="compliance.policy_updated",
+        object_type="reach_policy",
+        object_id=actor.corp_id,
+        detail={"changed": changed},
+    )
+    return row
+
+
+def _policy_values(policy: Policy) -> dict[str, object]:
+    values = asdict(policy)
+    values["platform_cap"] = str(policy.platform_cap)
+    values.pop("personal_max_recipients", None)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def do_lift_pause(session: Session, actor: Actor, pause: ReachPause, *, note: str = "") -> ReachPause:
+    """A person lets the employee or broadcast send again. Idempotent; the monitor then judges afresh from now."""
+    if pause.lifted_at is not None:
+        return pause
+    pause.lifted_at = now_utc()
+    pause.lifted_by = actor.label
+    session.flush()
+    audit.record(
+        session,
+        corp_id=pause.corp_id,
+        actor=actor.label,
+        action="compliance.pause_lifted",
+        object_type=pause.scope,
+        object_id=pause.target_id,
+        detail={"pause_id": pause.id, "note": note, "paused_since": _iso(pause.created_at)},
+    )
+    return pause
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""
