@@ -49,7 +49,6 @@ class World:
     chat_ids: list[str]
     customer_ids: list[int]
     follows: list[Follow] = field(default_factory=list)
-    broadcast_id: int = 0
     chat_pks: list[int] = field(default_factory=list)
 
 
@@ -166,10 +165,6 @@ def build_world(session: Session, data: st.DataObject) -> World:
 def _extras(session: Session, data: st.DataObject, w: World) -> None:
     """Opt-outs, custom fields and broadcast recipients (last broadcast received)."""
     draw = data.draw
-    broadcast = Broadcast(corp_id=w.corp_id, name="b")
-    session.add(broadcast)
-    session.flush()
-    w.broadcast_id = broadcast.id
     for customer_id in w.customer_ids:
         if draw(st.integers(0, 3)) == 0:
             session.add(OptOut(corp_id=w.corp_id, customer_id=customer_id, source="console"))
@@ -181,11 +176,15 @@ def _extras(session: Session, data: st.DataObject, w: World) -> None:
 
 
 def _recipient(session: Session, data: st.DataObject, w: World, customer_id: int) -> None:
+    """One more broadcast reaching (or not) the customer: a customer is one recipient per broadcast."""
     day = draw_day(data)
+    broadcast = Broadcast(corp_id=w.corp_id, name=f"b{next(_seq)}")
+    session.add(broadcast)
+    session.flush()
     session.add(
         BroadcastRecipient(
             corp_id=w.corp_id,
-            broadcast_id=w.broadcast_id,
+            broadcast_id=broadcast.id,
             customer_id=customer_id,
             send_day=day,
             status=data.draw(st.sampled_from(RECIPIENT_STATUSES)),

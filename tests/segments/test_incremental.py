@@ -19,7 +19,7 @@ from siyu.acquisition.intake import do_attribute_corp
 from siyu.acquisition.models import Channel
 from siyu.broadcasts.models import Broadcast, BroadcastRecipient, RecipientStatus
 from siyu.broadcasts.results import set_recipients
-from siyu.compliance.models import OptOut
+from siyu.compliance.actions import do_opt_in, do_opt_out
 from siyu.contacts.actions import do_end_follow, do_end_unseen_follows, do_set_follow_tags, do_upsert_contacts
 from siyu.contacts.models import Customer, Follow, FollowStatus
 from siyu.core.clock import now_utc
@@ -191,12 +191,14 @@ def test_an_opt_out_marked_by_its_writer_is_applied(db: sessionmaker[Session], c
         do_upsert_contacts(s, corp_id, _page(("wm1", "u1", []), ("wm2", "u1", [])))
         first = s.scalars(select(Customer.id).order_by(Customer.id)).first()
     held = _warm(db, corp_id)
-    # when the compliance writer records an opt-out and marks the customer
+    # the compliance writers mark the customer themselves: opt out, then opt in again
     with db.begin() as s:
-        s.add(OptOut(corp_id=corp_id, customer_id=first, source="reply"))
-        mark_dirty(s, corp_id, [first])
+        do_opt_out(s, corp_id, first, "reply", "customer")
     assert _exact(db, corp_id, _rule({"opted_out": True}), held) == 1
     assert _exact(db, corp_id, _rule({"opted_out": False}), held) == 1
+    with db.begin() as s:
+        assert do_opt_in(s, corp_id, first, "operator")
+    assert _exact(db, corp_id, _rule({"opted_out": True}), held) == 0
 
 
 def test_broadcast_results_are_applied(db: sessionmaker[Session], corp_id: int) -> None:

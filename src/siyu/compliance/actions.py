@@ -23,6 +23,7 @@ from siyu.contacts.models import Employee
 from siyu.core import audit
 from siyu.core.clock import now_utc
 from siyu.core.errors import DomainError, ErrorCode
+from siyu.segments.changes import mark_dirty
 
 OPT_OUT_SOURCES = frozenset({"employee", "reply", "console", "api", "import", "sidebar"})
 
@@ -65,6 +66,7 @@ def do_opt_out(
     )
     session.add(row)
     session.flush()
+    mark_dirty(session, corp_id, [customer_id])  # the segment index's opted-out set
     detail = {"source": source, "note": note, "broadcast_id": row.broadcast_id}
     audit.record(
         session,
@@ -97,6 +99,7 @@ def do_opt_in(session: Session, corp_id: int, customer_id: int, recorded_by: str
     before = {"source": existing.source, "recorded_by": existing.recorded_by, "since": existing.created_at.isoformat()}
     session.delete(existing)
     session.flush()
+    mark_dirty(session, corp_id, [customer_id])  # the segment index's opted-out set
     audit.record(
         session,
         corp_id=corp_id,
