@@ -22,6 +22,7 @@ from siyu.broadcasts.results import set_recipients
 from siyu.compliance.actions import do_opt_in, do_opt_out
 from siyu.contacts.actions import do_end_follow, do_end_unseen_follows, do_set_follow_tags, do_upsert_contacts
 from siyu.contacts.models import Customer, Follow, FollowStatus
+from siyu.core import db as core_db
 from siyu.core.clock import now_utc
 from siyu.groups.actions import do_upsert_group_chat
 from siyu.segments import engine, service, tasks
@@ -343,3 +344,17 @@ def test_the_refresher_thread_catches_up_between_counts(db: sessionmaker[Session
         assert engine.loaded_engine(corp_id) is held
     finally:
         engine.disable_background_refresh()
+
+
+def test_pointing_the_process_at_another_database_forgets_the_indexes(db: sessionmaker[Session], corp_id: int) -> None:
+    # given an engine built for this corp id (tests and the demo reuse corp ids across databases)
+    _warm(db, corp_id)
+    assert engine.loaded_engine(corp_id) is not None
+    # when siyu is pointed at a database again
+    core_db.use_engine(db.kw["bind"])
+    # then no other database's bitmaps can answer for the same corp id
+    assert engine.loaded_engine(corp_id) is None
+    _warm(db, corp_id)
+    core_db.reset_caches()
+    assert engine.loaded_engine(corp_id) is None
+    core_db.use_engine(db.kw["bind"])

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from siyu.accounts.access import Actor
@@ -96,7 +96,7 @@ def wecom_id_map(session: Session, chunk_id: int, kind: str) -> dict[str, int]:
         stmt = select(Customer.external_userid, BroadcastRecipient.id).join(
             Customer, Customer.id == BroadcastRecipient.customer_id
         )
-    return dict(session.execute(stmt.where(BroadcastRecipient.chunk_id == chunk_id)).tuples().all())
+    return {key: int(rid) for key, rid in session.execute(stmt.where(BroadcastRecipient.chunk_id == chunk_id))}
 
 
 def set_recipients(session: Session, ids: Sequence[int], status: str, reason: str = "") -> int:
@@ -367,15 +367,7 @@ def _expire_unconfirmed(session: Session, chunks: Sequence[BroadcastChunk]) -> N
 
 
 def _tally(session: Session, broadcast: Broadcast, chunks: Sequence[BroadcastChunk]) -> dict[str, Any]:
-    statuses = dict(
-        session.execute(
-            select(BroadcastRecipient.status, func.count())
-            .where(BroadcastRecipient.broadcast_id == broadcast.id)
-            .group_by(BroadcastRecipient.status)
-        )
-        .tuples()
-        .all()
-    )
+    statuses = _counts_by(session, broadcast.id, BroadcastRecipient.status)
     employees = employee_confirmations(session, broadcast, chunks)
     senders = len(employees)
     confirmed = sum(1 for e in employees if e.confirmed == e.tasks and e.tasks)
@@ -387,6 +379,14 @@ def _tally(session: Session, broadcast: Broadcast, chunks: Sequence[BroadcastChu
         "chunks": dict(Counter(str(c.status) for c in chunks)),
     }
     return tally
+
+
+def _counts_by(
+    session: Session, broadcast_id: int, column: ColumnElement[str], *where: ColumnElement[bool]
+) -> dict[str, int]:
+    """The broadcast's recipients counted by one column (status, reason), one GROUP BY."""
+    stmt = select(column, func.count()).where(BroadcastRecipient.broadcast_id == broadcast_id, *where).group_by(column)
+    return {str(key): int(n) for key, n in session.execute(stmt)}
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -498,26 +498,9 @@ def results_of(session: Session, broadcast: Broadcast) -> ResultsRead:
             .order_by(BroadcastChunk.employee_id, BroadcastChunk.chunk_no)
         )
     )
-    counts = dict(
-        session.execute(
-            select(BroadcastRecipient.status, func.count())
-            .where(BroadcastRecipient.broadcast_id == broadcast.id)
-            .group_by(BroadcastRecipient.status)
-        )
-        .tuples()
-        .all()
-    )
-    excluded = dict(
-        session.execute(
-            select(BroadcastRecipient.reason, func.count())
-            .where(
-                BroadcastRecipient.broadcast_id == broadcast.id,
-                BroadcastRecipient.status == RecipientStatus.EXCLUDED,
-            )
-            .group_by(BroadcastRecipient.reason)
-        )
-        .tuples()
-        .all()
+    counts = _counts_by(session, broadcast.id, BroadcastRecipient.status)
+    excluded = _counts_by(
+        session, broadcast.id, BroadcastRecipient.reason, BroadcastRecipient.status == RecipientStatus.EXCLUDED
     )
     employees = employee_confirmations(session, broadcast, chunks)
     with_tasks = [e for e in employees if e.tasks]
@@ -527,8 +510,8 @@ def results_of(session: Session, broadcast: Broadcast) -> ResultsRead:
         kind=broadcast.kind,
         status=broadcast.status,
         final=broadcast.finished_at is not None,
-        counts={str(s): int(n) for s, n in counts.items()},
-        excluded={str(r): int(n) for r, n in excluded.items()},
+        counts=counts,
+        excluded=excluded,
         confirmation_rate=round(confirmed / len(with_tasks), 4) if with_tasks else None,
         employees=employees,
         chunks=[_chunk_read(c) for c in chunks],

@@ -47,7 +47,7 @@ def _chunk_counts(broadcast_id: int) -> dict[str, int]:
             select(BroadcastChunk.status, func.count())
             .where(BroadcastChunk.broadcast_id == broadcast_id)
             .group_by(BroadcastChunk.status)
-        ).tuples()
+        )
         return {str(status): int(n) for status, n in rows}
 
 

@@ -36,7 +36,7 @@ def _state(session: Session, broadcast: Broadcast) -> SendState:
         select(BroadcastChunk.status, func.count())
         .where(BroadcastChunk.broadcast_id == broadcast.id)
         .group_by(BroadcastChunk.status)
-    ).tuples()
+    )
     return SendState(
         broadcast_id=broadcast.id,
         status=broadcast.status,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +69,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 _state: dict[str, Any] = {}
+# Called whenever siyu is pointed at another database: caches of its rows (the segment indexes) forget them.
+_on_switch: list[Callable[[], None]] = []
+
+
+def on_database_switch(forget: Callable[[], None]) -> None:
+    """Register a cache to clear when `use_engine` / `reset_caches` point siyu at another database."""
+    _on_switch.append(forget)
+
+
+def _switched() -> None:
+    for forget in _on_switch:
+        forget()
 
 
 def get_engine() -> Engine:
@@ -89,6 +101,7 @@ def use_engine(engine: Engine) -> None:
     """Point siyu at an existing engine (tests, the demo); the caller owns and disposes it."""
     _state.clear()
     _state.update(engine=engine, borrowed=True)
+    _switched()
 
 
 @contextmanager
@@ -119,3 +132,4 @@ def reset_caches() -> None:
         engine.dispose()
     _state.clear()
     get_settings.cache_clear()
+    _switched()

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.broadcasts.models import BroadcastRecipient
 from siyu.compliance.models import OptOut
 from siyu.contacts.models import Customer, Follow
+from siyu.core import db as core_db
 from siyu.groups.models import GroupChat, GroupMember
 from siyu.segments import changes
 from siyu.segments import sql as rule_sql
@@ -520,6 +521,10 @@ def drop_engine(corp_id: int | None = None) -> None:
             _registry.clear()
         else:
             _registry.pop(corp_id, None)
+
+
+# Another database's corp 1 is not this one's: a process pointed elsewhere (tests, the demo) starts afresh.
+core_db.on_database_switch(drop_engine)
 
 
 def refresh_loaded(factory: sessionmaker[Session]) -> dict[str, int]:
