@@ -8,15 +8,12 @@ welcome arrives inside the WelcomeCode's window with its variables filled in.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from siyu.accounts.access import Actor
-from siyu.accounts.models import Role
 from siyu.acquisition import actions, welcome
 from siyu.acquisition.models import Channel, GroupCode, GroupCodeJoin, WelcomeSend, WelcomeStatus
 from siyu.acquisition.schemas import ChannelPatch, ChannelWrite, GroupCodeWrite, WelcomeTemplateWrite
@@ -27,25 +24,15 @@ from siyu.contacts.models import Customer, Follow
 from siyu.core.clock import now_utc
 from siyu.core.tasks import configure_queue
 from siyu.corp.service import forget_crypt
-from siyu.outbox import actions as outbox_actions
-from siyu.outbox.tasks import send_one
 from siyu.sync.flows import run_sync
 from siyu.tags.models import Tag
-from siyu.wecom.emulator.server import RunningEmulator, start_emulator
+from siyu.wecom.emulator.server import start_emulator
+from tests.live_corp import LiveCorp
 from tests.server_fixtures import serve_in_thread
 from tests.sync.test_sync_support import corp_for
 
 
-@dataclass
-class Live:
-    emu: RunningEmulator
-    db: sessionmaker[Session]
-    corp_id: int
-
-    @property
-    def admin(self) -> Actor:
-        return Actor(1, self.corp_id, "operator", Role.ADMIN, None, None)
-
+class Live(LiveCorp):
     def process(self) -> list[str]:
         """The worker: apply every stored event (welcomes are sent inside), then send the outbox."""
         self.emu.wait_for_callbacks(10)
@@ -54,15 +41,6 @@ class Live:
         statuses = [process_one(i) for i in ids]
         self.send_outbox()
         return statuses
-
-    def send_outbox(self) -> list[str]:
-        sent = []
-        while True:
-            with self.db() as s:
-                pending = outbox_actions.pending_ids(s)
-            if not pending:
-                return sent
-            sent += [send_one(i) for i in pending]
 
     def create_channel(self, **fields: object) -> Channel:
         with self.db.begin() as s:

@@ -8,7 +8,6 @@ so the sender is tested on its own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +15,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from siyu.accounts.access import Actor
-from siyu.accounts.models import Role
 from siyu.broadcasts import results, sender
 from siyu.broadcasts.actions import do_create_broadcast
 from siyu.broadcasts.models import (
@@ -35,26 +32,16 @@ from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core.clock import now_utc
 from siyu.core.tasks import configure_queue
 from siyu.groups.models import GroupChat
-from siyu.outbox import actions as outbox_actions
-from siyu.outbox.tasks import send_one
 from siyu.sync.flows import run_sync
-from siyu.wecom.emulator.server import RunningEmulator, start_emulator
+from siyu.wecom.emulator.server import start_emulator
 from siyu.wecom.emulator.state import MassTask
+from tests.live_corp import LiveCorp
 from tests.sync.test_sync_support import corp_for
 
 TEXT = "双十二会员日，全场八折"
 
 
-@dataclass
-class Live:
-    emu: RunningEmulator
-    db: sessionmaker[Session]
-    corp_id: int
-
-    @property
-    def admin(self) -> Actor:
-        return Actor(1, self.corp_id, "operator", Role.ADMIN, None, None)
-
+class Live(LiveCorp):
     # --- the corp ---------------------------------------------------------------------------
 
     def employee(self, userid: str) -> int:
@@ -222,15 +209,6 @@ class Live:
                 ).where(BroadcastRecipient.broadcast_id == broadcast_id)
             ).all()
         return {int(rid): (status, reason) for rid, status, reason in rows}
-
-    def send_outbox(self) -> list[str]:
-        sent: list[str] = []
-        while True:
-            with self.db() as s:
-                pending = outbox_actions.pending_ids(s)
-            if not pending:
-                return sent
-            sent += [send_one(i) for i in pending]
 
     # --- the emulator -----------------------------------------------------------------------
 

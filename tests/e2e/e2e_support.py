@@ -10,6 +10,7 @@ from playwright.sync_api import Page
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from siyu.compliance.models import ReachPolicy
 from siyu.contacts.models import Customer, Employee, Follow
 from siyu.core import db as core_db
 from siyu.wecom.emulator.server import RunningEmulator
@@ -66,3 +67,21 @@ def followed_customer(stack: Stack, username: str) -> tuple[int, int, str]:
             .limit(1)
         ).one()
     return int(row[0]), int(row[1]), str(row[2])
+
+
+def no_quiet_hours(stack: Stack) -> None:
+    """Tests plan "now"; the default quiet hours (21:00–08:00) would move the send to the morning."""
+    with core_db.session_scope() as session:
+        session.merge(ReachPolicy(corp_id=stack.corp_id, quiet_start="", quiet_end=""))
+
+
+def plan_broadcast(page: Page, name: str, source: str, fill: str, text: str) -> None:
+    """Compose a customer broadcast to a rule (`source` "rule") or a list, and plan it: ends on its plan page."""
+    page.goto("/broadcasts/new")
+    form = page.get_by_test_id("broadcast-form")
+    form.get_by_test_id("broadcast-name").fill(name)
+    form.get_by_test_id(f"source-{source}").check()
+    form.get_by_test_id("audience-rule" if source == "rule" else "audience-list").fill(fill)
+    form.get_by_test_id("broadcast-text").fill(text)
+    form.get_by_test_id("broadcast-plan").click()
+    page.wait_for_url(re.compile(r"/broadcasts/\d+/plan$"))

@@ -8,11 +8,10 @@ import json
 import re
 
 import httpx
-from e2e_support import Stack, screenshot, signed_in
+from e2e_support import Stack, no_quiet_hours, plan_broadcast, screenshot, signed_in
 from playwright.sync_api import Dialog, Page, expect
 from sqlalchemy import select
 
-from siyu.compliance.models import ReachPolicy
 from siyu.contacts.models import Customer, Employee, Follow
 from siyu.core import db as core_db
 
@@ -29,26 +28,9 @@ def _customers_of(stack: Stack, userid: str) -> list[int]:
         return list(dict.fromkeys(ids))
 
 
-def _no_quiet_hours(stack: Stack) -> None:
-    """The test plans "now"; the default quiet hours (21:00–08:00) would move the send to the morning."""
-    with core_db.session_scope() as session:
-        session.merge(ReachPolicy(corp_id=stack.corp_id, quiet_start="", quiet_end=""))
-
-
-def _plan(page: Page, name: str, source: str, fill: str, text: str) -> None:
-    page.goto("/broadcasts/new")
-    form = page.get_by_test_id("broadcast-form")
-    form.get_by_test_id("broadcast-name").fill(name)
-    form.get_by_test_id(f"source-{source}").check()
-    form.get_by_test_id("audience-rule" if source == "rule" else "audience-list").fill(fill)
-    form.get_by_test_id("broadcast-text").fill(text)
-    form.get_by_test_id("broadcast-plan").click()
-    page.wait_for_url(re.compile(r"/broadcasts/\d+/plan$"))
-
-
 def test_compose_plan_send_and_see_results(page: Page, stack: Stack) -> None:
     # given the staff employee's customers: one will opt out, one already got a broadcast today
-    _no_quiet_hours(stack)
+    no_quiet_hours(stack)
     userid = stack.employees["staff"]
     customers = _customers_of(stack, userid)
     assert len(customers) >= 4, "the seeded corp gives the staff employee too few customers"
@@ -57,7 +39,7 @@ def test_compose_plan_send_and_see_results(page: Page, stack: Stack) -> None:
     card = page.get_by_test_id("opt-out-card")
     card.get_by_test_id("opt-out").click()
     expect(page.get_by_test_id("opt-out-card")).to_have_attribute("data-opted-out", "yes")
-    _plan(page, "预占额度", "customer_ids", str(capped), "今日到店礼")
+    plan_broadcast(page, "预占额度", "customer_ids", str(capped), "今日到店礼")
     expect(page.get_by_test_id("plan-eligible")).to_have_text("1")
 
     # when the operator composes a broadcast to everyone the staff employee follows

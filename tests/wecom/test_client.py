@@ -11,7 +11,6 @@ import random
 import socket
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,7 @@ from siyu.wecom.errors import (
 )
 from siyu.wecom.ratelimit import Limit, RateLimiter
 from tests.factories import make_corp
+from tests.wecom.client_support import CountingTransport
 
 GETTOKEN = "/cgi-bin/gettoken"
 FOLLOW_USERS = "externalcontact/get_follow_user_list"
@@ -48,23 +48,6 @@ def emu() -> Iterator[RunningEmulator]:
     """A small corp (fast to build), fresh per test so tokens, limits and injections never leak."""
     with start_emulator(employees=6, customers=40, seed=7) as running:
         yield running
-
-
-class CountingTransport(httpx.BaseTransport):
-    """Real HTTP, counting requests per path: how the tests see every gettoken."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.paths: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            self.paths[request.url.path] += 1
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @dataclass

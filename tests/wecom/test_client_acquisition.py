@@ -3,61 +3,20 @@
 from __future__ import annotations
 
 import json
-import random
-import threading
-from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from siyu.core.clock import now_utc
-from siyu.wecom.auth import CachedToken
 from siyu.wecom.client import WeComClient
 from siyu.wecom.emulator.server import RunningEmulator, start_emulator
 from siyu.wecom.errors import InvalidRequestError, NotFoundError, TransportError
 from siyu.wecom.payloads import ContactWay
 from siyu.wecom.ratelimit import RateLimiter
+from tests.wecom.client_support import CountingTransport, MemoryTokenStore, emulator_client
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
-
-
-class MemoryTokenStore:
-    """The TokenStore protocol in a dict: these tests are about the calls, not token sharing."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[tuple[int, str], CachedToken] = {}
-
-    def get(self, corp_id: int, app: str) -> CachedToken | None:
-        cached = self.tokens.get((corp_id, app))
-        return cached if cached and cached.expires_at > now_utc() else None
-
-    def put(self, corp_id: int, app: str, token: str, expires_at: datetime) -> None:
-        self.tokens[(corp_id, app)] = CachedToken(token, expires_at)
-
-    def invalidate(self, corp_id: int, app: str, token: str) -> None:
-        if (cached := self.tokens.get((corp_id, app))) and cached.access_token == token:
-            del self.tokens[(corp_id, app)]
-
-    def try_lock(self, corp_id: int, app: str) -> str | None:
-        return "lease"
-
-    def unlock(self, corp_id: int, app: str, lease: str) -> None:
-        return None
-
-
-class CountingTransport(httpx.BaseTransport):
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.paths: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self.lock:
-            self.paths[request.url.path] += 1
-        return self.inner.handle_request(request)
 
 
 @pytest.fixture
@@ -73,17 +32,7 @@ def transport() -> CountingTransport:
 
 @pytest.fixture
 def client(emu: RunningEmulator, transport: CountingTransport) -> Iterator[WeComClient]:
-    with WeComClient(
-        corp_id=1,
-        corpid=emu.corp.corpid,
-        secret=emu.corp.secret,
-        token_store=MemoryTokenStore(),
-        limiter=RateLimiter(),
-        base_url=emu.base_url,
-        sleep=lambda seconds: None,
-        rng=random.Random(1),
-        transport=transport,
-    ) as wecom:
+    with emulator_client(emu, transport) as wecom:
         yield wecom
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +9,7 @@ import pytest
 from siyu.wecom.client import WeComClient
 from siyu.wecom.emulator.server import RunningEmulator, start_emulator
 from siyu.wecom.errors import BusyError, InvalidRequestError, LimitError, NotFoundError, RateLimitError
-from siyu.wecom.ratelimit import RateLimiter
-from tests.wecom.test_client_acquisition import CountingTransport, MemoryTokenStore
+from tests.wecom.client_support import CountingTransport, emulator_client
 
 LIST = "/cgi-bin/externalcontact/get_groupmsg_list_v2"
 TASK = "/cgi-bin/externalcontact/get_groupmsg_task"
@@ -33,18 +31,7 @@ def transport() -> CountingTransport:
 
 @pytest.fixture
 def client(emu: RunningEmulator, transport: CountingTransport) -> Iterator[WeComClient]:
-    with WeComClient(
-        corp_id=1,
-        corpid=emu.corp.corpid,
-        secret=emu.corp.secret,
-        token_store=MemoryTokenStore(),
-        limiter=RateLimiter(),
-        base_url=emu.base_url,
-        retry_budget_seconds=2.0,
-        sleep=lambda seconds: None,
-        rng=random.Random(1),
-        transport=transport,
-    ) as wecom:
+    with emulator_client(emu, transport, retry_budget_seconds=2.0) as wecom:
         yield wecom
 
 

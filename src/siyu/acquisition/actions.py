@@ -48,15 +48,7 @@ MAX_IMAGE_BYTES = 2 * 1024 * 1024  # WeCom's image upload limit (2 MB)
 
 
 def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int, **detail: Any) -> None:
-    audit.record(
-        session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        detail=detail,
-    )
+    audit.record_by(session, actor, action=action, object_type=object_type, object_id=object_id, detail=detail)
 
 
 def _invalid(message: str) -> DomainError:

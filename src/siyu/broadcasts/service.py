@@ -115,7 +115,7 @@ def count_excluded(session: Session, *, broadcast_id: int) -> dict[str, int]:
         select(BroadcastRecipient.reason, func.count())
         .where(BroadcastRecipient.broadcast_id == broadcast_id, BroadcastRecipient.status == RecipientStatus.EXCLUDED)
         .group_by(BroadcastRecipient.reason)
-    ).tuples()
+    ).all()
     return {str(reason): int(n) for reason, n in sorted(rows)}
 
 

@@ -162,10 +162,9 @@ def do_record_complaint(session: Session, actor: Actor, body: ComplaintCreate) -
     signal = monitor.do_record_signal(
         session, corp_id, kind=SignalKind.COMPLAINT, customer_id=body.customer_id, attribution=who, detail=body.detail
     )
-    audit.record(
+    audit.record_by(
         session,
-        corp_id=corp_id,
-        actor=actor.label,
+        actor,
         action="compliance.complaint",
         object_type="customer",
         object_id=body.customer_id,
@@ -215,10 +214,9 @@ def do_update_policy(session: Session, actor: Actor, body: PolicyWrite) -> Reach
     session.flush()
     after = _policy_values(policy_of(body))
     changed = {k: {"from": before[k], "to": v} for k, v in after.items() if before[k] != v}
-    audit.record(
+    audit.record_by(
         session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
+        actor,
         action="compliance.policy_updated",
         object_type="reach_policy",
         object_id=actor.corp_id,

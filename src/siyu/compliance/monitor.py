@@ -453,28 +453,23 @@ def _pause(session: Session, corp_id: int, m: Measure, t: ComplaintThresholds) -
     )
     session.add(pause)
     session.flush()
-    detail = {**_numbers(m), "pause_id": pause.id, "threshold": t.pause_per_10k}
-    audit.record(
-        session,
-        corp_id=corp_id,
-        actor=MONITOR,
-        action="compliance.pause",
-        object_type=m.scope,
-        object_id=m.target_id,
-        detail=detail,
-    )
+    _audit(session, corp_id, m, "compliance.pause", pause_id=pause.id, threshold=t.pause_per_10k)
 
 
 def _warn(session: Session, corp_id: int, m: Measure, t: ComplaintThresholds) -> None:
-    detail = {**_numbers(m), "threshold": t.warn_per_10k}
+    _audit(session, corp_id, m, "compliance.warn", threshold=t.warn_per_10k)
+
+
+def _audit(session: Session, corp_id: int, m: Measure, action: str, **detail: object) -> None:
+    """The monitor's row about the employee or broadcast it judged, with the numbers it judged on."""
     audit.record(
         session,
         corp_id=corp_id,
         actor=MONITOR,
-        action="compliance.warn",
+        action=action,
         object_type=m.scope,
         object_id=m.target_id,
-        detail=detail,
+        detail={**_numbers(m), **detail},
     )
 
 

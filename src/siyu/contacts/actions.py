@@ -510,10 +510,9 @@ def _record_tag_edit(
         actor=actor.label,
         detail=detail,
     )
-    audit.record(
+    audit.record_by(
         session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
+        actor,
         action="follow.tags",
         object_type="follow",
         object_id=follow.id,
@@ -527,10 +526,9 @@ def do_start_export(session: Session, *, actor: Actor, filters: Mapping[str, Any
     export = CustomerExport(corp_id=actor.corp_id, user_id=actor.user_id, filters=dict(filters))
     session.add(export)
     session.flush()
-    audit.record(
+    audit.record_by(
         session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
+        actor,
         action="customer.export",
         object_type="customer_export",
         object_id=export.id,

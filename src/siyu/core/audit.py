@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from siyu.corp.models import AuditLog
+
+if TYPE_CHECKING:
+    from siyu.accounts.access import Actor
 
 
 def record(
@@ -30,4 +33,25 @@ def record(
             object_id=str(object_id),
             detail=json.dumps(detail or {}, ensure_ascii=False, default=str),
         )
+    )
+
+
+def record_by(
+    session: Session,
+    actor: Actor,
+    *,
+    action: str,
+    object_type: str,
+    object_id: str | int = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """A row for something a person did, in their own corp."""
+    record(
+        session,
+        corp_id=actor.corp_id,
+        actor=actor.label,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        detail=detail,
     )

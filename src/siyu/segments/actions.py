@@ -122,24 +122,17 @@ def do_snapshot(
         segment.last_count = len(ids)
     session.flush()
     detail = {"segment_id": snapshot.segment_id, "members": snapshot.member_count, "bytes": len(snapshot.members)}
-    audit.record(
-        session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
-        action="segment.snapshot",
-        object_type="segment_snapshot",
-        object_id=snapshot.id,
-        detail=detail,
+    audit.record_by(
+        session, actor, action="segment.snapshot", object_type="segment_snapshot", object_id=snapshot.id, detail=detail
     )
     return snapshot
 
 
 def do_record_export(session: Session, actor: Actor, *, object_type: str, object_id: int, rows: int) -> None:
     """An export of customers leaves siyu: who took which audience, and how many people were in it."""
-    audit.record(
+    audit.record_by(
         session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
+        actor,
         action=f"{object_type}.export",
         object_type=object_type,
         object_id=object_id,
@@ -148,12 +141,4 @@ def do_record_export(session: Session, actor: Actor, *, object_type: str, object
 
 
 def _audit(session: Session, actor: Actor, action: str, segment: Segment, detail: dict[str, Any]) -> None:
-    audit.record(
-        session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
-        action=action,
-        object_type="segment",
-        object_id=segment.id,
-        detail=detail,
-    )
+    audit.record_by(session, actor, action=action, object_type="segment", object_id=segment.id, detail=detail)

@@ -47,15 +47,7 @@ def _refuse_pending(wecom_id: str, what: str) -> None:
 
 
 def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int, **detail: Any) -> None:
-    audit.record(
-        session,
-        corp_id=actor.corp_id,
-        actor=actor.label,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        detail=detail,
-    )
+    audit.record_by(session, actor, action=action, object_type=object_type, object_id=object_id, detail=detail)
 
 
 def _unique_names(tags: list[TagCreate]) -> None:

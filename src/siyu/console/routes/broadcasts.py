@@ -211,9 +211,15 @@ def composer(
 
 
 @router.get("/broadcasts/new", response_class=HTMLResponse)
-def new_broadcast_page(request: Request, session: SessionDep, console: ConsoleDep, kind: str = "") -> HTMLResponse:
+def new_broadcast_page(
+    request: Request, session: SessionDep, console: ConsoleDep, kind: str = "", segment_id: str = ""
+) -> HTMLResponse:
+    """The empty composer; `segment_id` (from a segment's page) preselects that saved segment as the audience."""
     require(console.actor, "broadcast", "write")
-    return composer(request, session, console, form=bc.empty_form(_kind(kind)))
+    form = bc.empty_form(_kind(kind))
+    if segment_id.isdigit() and "segment_id" in bc.SOURCES[form["kind"]]:
+        form |= {"source": "segment_id", "segment_id": segment_id}
+    return composer(request, session, console, form=form)
 
 
 async def _upload(data: FormData) -> str:
@@ -457,8 +463,10 @@ def broadcast_recipients(
 # --- one broadcast: sending, progress and results ------------------------------------------------------
 
 
-def _progress(session: Session, broadcast: Broadcast, t: Callable[..., str]) -> dict[str, Any]:
-    """What the results part shows: chunks accepted, recipients per outcome, each employee's confirmation."""
+def _progress(request: Request, session: Session, console: ConsoleDep, broadcast: Broadcast) -> dict[str, Any]:
+    """What the results part (`_progress.html`) shows: chunks accepted, recipients per outcome, each employee's
+    confirmation. The results page and the part's own refresh both render it."""
+    actor = console.actor
     found = results.results_of(session, broadcast)
     accepted = sum(1 for c in found.chunks if c.status == "sent")
     names = bc.employee_names(session, broadcast.corp_id, (c.employee_id for c in found.chunks if c.employee_id))
@@ -470,6 +478,7 @@ def _progress(session: Session, broadcast: Broadcast, t: Callable[..., str]) -> 
         "unit": "%",
     }
     return {
+        "b": service.get(broadcast),
         "res": found,
         "accepted": accepted,
         "percent": round(100 * accepted / len(found.chunks)) if found.chunks else 0,
@@ -477,13 +486,18 @@ def _progress(session: Session, broadcast: Broadcast, t: Callable[..., str]) -> 
         "published": sorted(published.items()),
         "publisher_names": acq.employee_names(session, broadcast.corp_id, published),
         "employee_chart": chart,
-        "outcome_chart": _bars(t, {k: v for k, v in found.counts.items() if k != "excluded"}, bc.RECIPIENT_LABELS),
+        "outcome_chart": _bars(
+            _t(request), {k: v for k, v in found.counts.items() if k != "excluded"}, bc.RECIPIENT_LABELS
+        ),
         "live": broadcast.status in UNDER_WAY and broadcast.finished_at is None,
         "can_refresh": broadcast.status in results.POLLED and broadcast.finished_at is None,
         "can_remind": broadcast.kind != BroadcastKind.MOMENT
         and broadcast.status in (BroadcastStatus.SENDING, BroadcastStatus.SENT)
         and any(c.confirm_status == "unconfirmed" and c.msgid for c in found.chunks),
         "can_cancel": broadcast.status in sender.CANCELLABLE,
+        "can_write": can(actor, "broadcast", "write"),
+        "tz": acq.zone_name(session, actor.corp_id),
+        **_labels(),
     }
 
 
@@ -500,16 +514,12 @@ def results_page(
 ) -> HTMLResponse:
     actor = console.actor
     ctx = {
-        "b": service.get(broadcast),
-        **_progress(session, broadcast, _t(request)),
+        **_progress(request, session, console, broadcast),
         "recipients": _recipients(
             session, broadcast, status=status, reason="", after=after, page_url=f"/broadcasts/{broadcast.id}"
         ),
-        "can_write": can(actor, "broadcast", "write"),
         "notice": notice,
         "error": error,
-        "tz": acq.zone_name(session, actor.corp_id),
-        **_labels(),
     }
     code = 422 if error else 200
     return render(request, "broadcasts/results.html", ctx, actor=actor, csrf_token=console.csrf_token, status_code=code)
@@ -544,13 +554,7 @@ def broadcast_page(
 def broadcast_progress(request: Request, session: SessionDep, console: ConsoleDep, broadcast_id: int) -> HTMLResponse:
     """The results part alone: polled while the broadcast is under way."""
     broadcast = access_broadcast_by_id(session, console.actor, broadcast_id)
-    ctx = {
-        "b": service.get(broadcast),
-        **_progress(session, broadcast, _t(request)),
-        "can_write": can(console.actor, "broadcast", "write"),
-        "tz": acq.zone_name(session, console.actor.corp_id),
-        **_labels(),
-    }
+    ctx = _progress(request, session, console, broadcast)
     return render(request, "broadcasts/_progress.html", ctx, actor=console.actor, csrf_token=console.csrf_token)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from siyu.accounts.access import Actor, access_customer_by_id, can, require
 from siyu.compliance import actions, service
 from siyu.console.deps import ConsoleDep
-from siyu.console.routes.sidebar import _message, _sidebar_actor
+from siyu.console.routes.sidebar import _message, _sidebar_actor, _sidebar_actor_for_post
 from siyu.console.templating import render
 from siyu.core.deps import SessionDep
 from siyu.core.errors import DomainError, ErrorCode
@@ -95,12 +95,10 @@ def sidebar_opt_out_card(request: Request, session: SessionDep, customer_id: int
 
 @router.post("/sidebar/opt-out/{customer_id}", response_class=HTMLResponse)
 async def sidebar_change_opt_out(request: Request, session: SessionDep, customer_id: int) -> HTMLResponse:
-    signed_in = _sidebar_actor(request, session)
+    signed_in = await _sidebar_actor_for_post(request, session)
     if signed_in is None:
         return _message(request, "signed_out", 401)
     actor, sidebar_session = signed_in
-    form = await request.form()
-    links.check_csrf(sidebar_session, request.headers.get("x-csrf-token") or str(form.get("csrf_token", "")))
     try:
         done = await _change(request, session, actor, customer_id, "sidebar")
         ctx = _card(session, actor, customer_id, saved=done)

@@ -160,6 +160,7 @@ def _detail(
         "segment": segment,
         "snapshots": service.list_snapshots(session, actor=actor, segment_id=segment.id),
         "can_write": can(actor, "segment", "write"),
+        "can_broadcast": can(actor, "broadcast", "write"),
         "options": builder_options(session, actor),
         "form": form or {"name": segment.name, "description": segment.description, "rule": json.dumps(segment.rule)},
         "error": error,

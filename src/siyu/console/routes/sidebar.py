@@ -88,6 +88,17 @@ def _sidebar_actor(request: Request, session: Session) -> tuple[SidebarActor, li
         return None
 
 
+async def _sidebar_actor_for_post(
+    request: Request, session: Session
+) -> tuple[SidebarActor, links.SidebarSession] | None:
+    """`_sidebar_actor` for a posted form, once its CSRF token (header or form field) is checked."""
+    signed_in = _sidebar_actor(request, session)
+    if signed_in is not None:
+        form = await request.form()
+        links.check_csrf(signed_in[1], request.headers.get("x-csrf-token") or str(form.get("csrf_token", "")))
+    return signed_in
+
+
 @router.get("/sidebar", response_class=HTMLResponse)
 def sidebar(request: Request, session: SessionDep, t: str = "", corp: int | None = None) -> Response:
     if t:
@@ -206,12 +217,11 @@ def _list(value: object) -> list[object]:
 
 @router.post("/sidebar/follows/{follow_id}/tags", response_class=HTMLResponse)
 async def save_tags(request: Request, session: SessionDep, follow_id: int) -> Response:
-    signed_in = _sidebar_actor(request, session)
+    signed_in = await _sidebar_actor_for_post(request, session)
     if signed_in is None:
         return _message(request, "signed_out", 401)
     actor, sidebar_session = signed_in
     form = await request.form()
-    links.check_csrf(sidebar_session, request.headers.get("x-csrf-token") or str(form.get("csrf_token", "")))
     tag_ids = sorted({int(v) for v in form.getlist("tag_id") if str(v).isdigit()})
     error = ""
     try:
