@@ -13,6 +13,7 @@ from siyu.broadcasts.models import BroadcastChunk, BroadcastRecipient, Broadcast
 from siyu.broadcasts.planner import holdout_bucket
 from siyu.core.errors import DomainError
 from tests.broadcasts.planner_support import NOW, TODAY, World, local, make_world
+from tests.factories import make_corp
 
 
 @pytest.fixture
@@ -409,3 +410,17 @@ def test_a_moment_for_tags_reaches_only_their_customers(world: World) -> None:
     # then only the tagged customer is counted as seeing it
     assert world.outcome(b) == {vip: "pending"}
     assert other not in world.outcome(b)
+
+
+def test_a_pasted_list_keeps_only_the_corps_own_customers(db: sessionmaker[Session], world: World) -> None:
+    # given a list naming one of this corp's customers, another corp's customer and an id nobody has
+    [mine] = world.customers(1, follower="zhang")
+    elsewhere = World(db, make_corp(db, wecom_corpid="wwanothercorp0001").corp_id)
+    elsewhere.employee("zhang")
+    [theirs] = elsewhere.customers(1, follower="zhang")
+    b = world.broadcast(customers=[mine, theirs, theirs + 1000])
+    # when planned
+    planned = world.plan(b)
+    # then only this corp's customer is a candidate: the others are neither sent to nor listed
+    assert world.outcome(b) == {mine: "pending"}
+    assert planned.counts["candidates"] == 1
