@@ -139,3 +139,26 @@ def test_the_demo_has_channel_codes_with_customers_and_sent_welcomes(
     assert channels == 5
     assert attributed and attributed > 20 and lost
     assert welcomes.get("sent", 0) >= 10, welcomes
+
+
+def test_the_demo_has_opt_outs_and_a_broadcast_sent_this_morning(
+    demo_run: tuple[Path, str], demo_server: TestClient
+) -> None:
+    from siyu.broadcasts.models import Broadcast, BroadcastRecipient
+    from siyu.compliance.models import OptOut
+
+    data_dir, _ = demo_run
+    reach = json.loads((data_dir / "demo.json").read_text())["reach"]
+    with core_db.session_scope() as session:
+        opted = session.scalar(select(func.count()).select_from(OptOut))
+        broadcast = session.get(Broadcast, reach["morning_broadcast"])
+        assert broadcast is not None
+        rows = session.scalar(
+            select(func.count()).select_from(BroadcastRecipient).where(BroadcastRecipient.broadcast_id == broadcast.id)
+        )
+    # then a new plan has someone to exclude as opted out, and the morning broadcast froze its audience
+    assert opted == reach["opted_out"] >= 4  # 1.5 % of 300 customers and the channels' new ones
+    assert broadcast.name == "早安福利·会员专享" and broadcast.planned_at is not None
+    assert rows == broadcast.counts["candidates"] and broadcast.counts["eligible"] == reach["morning_eligible"]
+    started = {"sending", "sent", "finished", "scheduled"}  # scheduled: the demo ran in the quiet hours
+    assert broadcast.status in (started if reach["morning_eligible"] else {"planned", "scheduled"}), broadcast.status

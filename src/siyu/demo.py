@@ -172,6 +172,9 @@ def demo(
         else:
             demo_acquisition.reconnect(corp_id)
         demo_reach.seed(emulator, corp_id)
+        if not meta.get("reach"):
+            meta["reach"] = demo_reach.seed_history(corp_id, seed)
+            _save_meta(data_dir, meta)
         logins = demo_logins.ensure(meta, corp_id, emulator)
         _save_meta(data_dir, meta)
         console.print(f"ready in {time.monotonic() - started:.0f} s")
