@@ -112,6 +112,25 @@ def test_pages_render_in_chinese_for_an_operator(
     assert 'href="/broadcasts"' in r.text and "群发" in r.text and "朋友圈" in r.text
 
 
+def test_a_segment_page_link_preselects_the_segment_as_the_audience(db: sessionmaker[Session], world: World) -> None:
+    # given a saved segment
+    from siyu.segments.actions import do_create_segment
+    from siyu.segments.schemas import SegmentCreate
+
+    with db.begin() as session:
+        body = SegmentCreate(name="高价值会员", rule=json.loads(_owners_rule("zhang")))
+        segment_id = do_create_segment(session, world.admin, body).id
+    client = console_client(db, world.corp_id, "operator")
+    # when the composer opens from the segment's "broadcast to this segment" link
+    page = client.get(f"/broadcasts/new?segment_id={segment_id}").text
+    # then the saved segment is the chosen audience; without the link nothing is preselected
+    assert re.search(r'value="segment_id"\s+checked', page)
+    assert re.search(rf'<option value="{segment_id}"\s+selected', page)
+    plain = client.get("/broadcasts/new").text
+    assert not re.search(rf'<option value="{segment_id}"\s+selected', plain)
+    assert client.get("/broadcasts/new?segment_id=abc").status_code == 200
+
+
 def test_english_on_request(db: sessionmaker[Session], world: World) -> None:
     # given a planned broadcast, and an operator who chose English
     _audience(world)
