@@ -9,6 +9,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from babel.messages.pofile import read_po
@@ -20,6 +21,7 @@ from siyu.acquisition.models import Material
 from siyu.analytics.service import corp_zone
 from siyu.broadcasts import results, sender
 from siyu.broadcasts.models import Broadcast, BroadcastChunk
+from siyu.compliance.policy import DEFAULT_POLICY
 from siyu.contacts.models import Customer
 from siyu.core.clock import now_utc
 from siyu.core.tasks import configure_queue
@@ -153,10 +155,131 @@ def test_compliance_reads_the_list_but_cannot_compose(db: sessionmaker[Session],
     assert client.post("/broadcasts", data={"name": "x", "text": "y", "source": "rule"}).status_code == 422
 
 
-def test_staff_see_no_broadcast_pages(db: sessionmaker[Session], world: World) -> None:
+# --- staff: personal broadcasts to their own customers --------------------------------------------------
+
+
+def _personal(client: TestClient, sender_id: int, customer_ids: list[int], **fields: object) -> httpx.Response:
+    data: dict[str, object] = {
+        "kind": "personal",
+        "name": "老客回访",
+        "source": "customer_ids",
+        "customer_ids": [str(i) for i in customer_ids],
+        "sender_ids": [str(sender_id)],
+        "text": "周末到店有小礼物",
+        "action": "plan",
+    }
+    return client.post("/broadcasts", data={**data, **fields})
+
+
+def test_staff_compose_plan_and_send_a_personal_broadcast_to_their_customers(
+    db: sessionmaker[Session], world: World
+) -> None:
+    # given zhang's 3 customers, and zhang signed in as staff
+    mine = world.customers(3, follower="zhang")
+    zhang = world.employees["zhang"]
     client = console_client(db, world.corp_id, "staff", employee_userid="zhang")
-    assert client.get("/broadcasts").status_code == 403
-    assert 'href="/broadcasts"' not in client.get("/").text
+    # when zhang opens the nav and the composer
+    home = client.get("/").text
+    composer = client.get("/broadcasts/new")
+    # then 群发 is in the nav, and the composer is personal only: their customers as checkboxes, no sender picker
+    assert 'href="/broadcasts"' in home and 'href="/moments"' not in home
+    assert composer.status_code == 200, composer.text
+    page = composer.text
+    assert page.count('data-testid="own-customer"') == 3 and "个人群发" in page
+    assert 'data-testid="broadcast-senders"' not in page and 'data-testid="broadcast-sender"' in page
+    assert 'data-testid="source-segment_id"' not in page and 'data-testid="source-rule"' not in page
+    # when zhang plans to two of them and sends
+    r = _personal(client, zhang, mine[:2])
+    assert r.status_code == 303, r.text
+    bid = _id(r.headers["location"])
+    plan = client.get(f"/broadcasts/{bid}/plan").text
+    edit = client.get(f"/broadcasts/{bid}/edit").text
+    sent = client.post(f"/broadcasts/{bid}/send")
+    # then the plan has both, with the send button, and sending starts
+    assert re.search(r'data-testid="plan-eligible">\s*2\s*<', plan), plan
+    assert 'data-testid="broadcast-send"' in plan
+    assert edit.count('checked data-testid="own-customer"') == 2 and 'data-testid="broadcast-plan"' in edit
+    assert sent.status_code == 303 and sent.headers["location"] == f"/broadcasts/{bid}?notice=started"
+    with db() as s:
+        broadcast = s.get(Broadcast, bid)
+        assert broadcast is not None and broadcast.status == "sending" and broadcast.sender_ids == [zhang]
+    # and the results page offers cancel; it is in zhang's list
+    assert 'data-testid="broadcast-cancel"' in client.get(f"/broadcasts/{bid}").text
+    assert f'data-broadcast-id="{bid}"' in client.get("/broadcasts").text
+    assert client.post(f"/broadcasts/{bid}/cancel").headers["location"] == f"/broadcasts/{bid}?notice=cancelled"
+
+
+LIMIT = DEFAULT_POLICY.personal_max_recipients
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("another_employees_customer", "个人群发只能发给你自己的客户；以下客户不是你的："),
+        ("over_the_limit", f"个人群发最多发给 {LIMIT} 位客户；你选择了 {LIMIT + 1} 位。"),
+        ("another_sender", "你发起的个人群发只能由你本人发送，不能选择其他发送人。"),
+        ("nobody", "请至少选择一位你的客户。"),
+    ],
+)
+def test_staff_personal_broadcast_refused(db: sessionmaker[Session], world: World, case: str, message: str) -> None:
+    # given zhang's customers (one more than a personal broadcast may reach, when that is the case) and li's one
+    mine = world.customers(LIMIT + 1 if case == "over_the_limit" else 2, follower="zhang")
+    theirs = world.customers(1, follower="li")
+    zhang, li = world.employees["zhang"], world.employees["li"]
+    client = console_client(db, world.corp_id, "staff", employee_userid="zhang")
+    sender_id, customers = {
+        "another_employees_customer": (zhang, [mine[0], theirs[0]]),
+        "over_the_limit": (zhang, mine),
+        "another_sender": (li, mine[:1]),
+        "nobody": (zhang, []),
+    }[case]
+    # when
+    r = _personal(client, sender_id, customers)
+    # then the composer comes back with the reason, and nothing is saved
+    assert r.status_code == 422, r.text
+    assert message in r.text
+    if case == "another_employees_customer":
+        assert f"不是你的：{theirs[0]}" in r.text
+    with db() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Broadcast)) == 0
+
+
+def test_staff_may_start_personal_broadcasts_only(db: sessionmaker[Session], world: World) -> None:
+    # given
+    mine = world.customers(1, follower="zhang")
+    client = console_client(db, world.corp_id, "staff", employee_userid="zhang")
+    # when / then any other kind is forbidden, on the page and on post
+    assert client.get("/broadcasts/new?kind=customer").status_code == 403
+    assert client.get("/moments/new").status_code == 403
+    customer = _personal(client, world.employees["zhang"], mine, kind="customer")
+    assert customer.status_code == 403
+    assert client.get("/moments").status_code == 403
+
+
+def test_staff_see_only_their_own_personal_broadcasts(db: sessionmaker[Session], world: World) -> None:
+    # given an operator's broadcast, li's personal one, and zhang's
+    world.customers(1, follower="li")
+    zhang_customers = world.customers(1, follower="zhang")
+    operator = console_client(db, world.corp_id, "operator")
+    theirs = _id(_compose(operator, rule=_owners_rule("zhang")))
+    li = console_client(db, world.corp_id, "staff", employee_userid="li")
+    li_customers = world.customers(1, follower="li")
+    li_bid = _id(_personal(li, world.employees["li"], li_customers).headers["location"])
+    zhang = console_client(db, world.corp_id, "staff", employee_userid="zhang")
+    mine = _id(_personal(zhang, world.employees["zhang"], zhang_customers).headers["location"])
+    # when zhang looks at the list
+    listed = zhang.get("/broadcasts")
+    # then only their own shows, with the new personal broadcast button; the others are not found
+    assert listed.status_code == 200
+    assert re.findall(r'data-broadcast-id="(\d+)"', listed.text) == [str(mine)]
+    assert 'data-testid="new-personal-broadcast"' in listed.text and 'data-testid="new-broadcast"' not in listed.text
+    for other in (theirs, li_bid):
+        assert zhang.get(f"/broadcasts/{other}/plan").status_code == 404
+        assert zhang.post(f"/broadcasts/{other}/send").status_code == 404
+    # and the operator still sees and may send every one
+    everything = operator.get("/broadcasts").text
+    assert all(f'data-broadcast-id="{b}"' in everything for b in (theirs, li_bid, mine))
+    assert 'data-testid="broadcast-send"' in operator.get(f"/broadcasts/{mine}/plan").text
 
 
 # --- compose and plan -----------------------------------------------------------------------------------
@@ -514,5 +637,12 @@ def test_every_label_chosen_in_python_has_chinese() -> None:
     msgids |= {"Segment: {name}", "Snapshot #{id}", "{n} customers", "{n} groups", "Groups of {n} owners"}
     msgids |= {"Customers with {n} tags", "Every customer of the senders", "Your role may not change broadcasts."}
     msgids |= {"Not done: {detail}"}
+    msgids |= {
+        "Your user is not linked to a WeCom employee, so you cannot send personal broadcasts.",
+        "A personal broadcast you start is sent by you; you cannot choose another sender.",
+        "Choose at least one of your customers.",
+        "A personal broadcast reaches at most {n} customers; you chose {m}.",
+        "Only your own customers can get your personal broadcast; not yours: {ids}",
+    }
     missing = sorted(m for m in msgids if m not in _zh())
     assert not missing, missing

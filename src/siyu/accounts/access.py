@@ -10,7 +10,7 @@ missing and out-of-scope objects, so ids cannot be probed; routes never re-check
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
@@ -282,6 +282,27 @@ def broadcast_scope(actor: Actor, *, write: bool = False) -> ColumnElement[bool]
     if can(actor, "personal_broadcast", action):
         return in_corp & (Broadcast.kind == "personal") & (Broadcast.created_by == actor.label)
     raise DomainError(ErrorCode.FORBIDDEN, f"your role ({actor.role}) may not {action} broadcast")
+
+
+def can_broadcast(actor: Actor, action: str = "read") -> bool:
+    """Whether the actor reaches customers by broadcast at all: the corp's, or (staff) their personal ones."""
+    return can(actor, "broadcast", action) or can(actor, "personal_broadcast", action)
+
+
+class _OwnedBroadcast(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def created_by(self) -> str: ...
+
+
+def can_write_broadcast(actor: Actor, broadcast: _OwnedBroadcast) -> bool:
+    """Whether the actor may edit, plan, send, remind or cancel this broadcast, already read within their scope
+    (the Python twin of `broadcast_scope(write=True)`, for the pages' buttons)."""
+    if can(actor, "broadcast", "write"):
+        return True
+    own = broadcast.kind == "personal" and broadcast.created_by == actor.label
+    return own and can(actor, "personal_broadcast", "write")
 
 
 def access_broadcast_by_id(session: Session, actor: Actor, broadcast_id: int, *, write: bool = False) -> Broadcast:

@@ -22,8 +22,8 @@ env = Environment(
     lstrip_blocks=True,
 )
 
-# Navigation by domain: (path, label msgid, object type that must be readable).
-NAV = [
+# Navigation by domain: (path, label msgid, object type that must be readable — or a tuple: any one of them).
+NAV: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("/", "Dashboard", "dashboard"),
     ("/customers", "Customers", "customer"),
     ("/employees", "Employees", "employee"),
@@ -35,7 +35,7 @@ NAV = [
     ("/materials", "Materials", "channel"),
     ("/funnels", "Channel funnels", "channel"),
     ("/segments", "Segments", "segment"),
-    ("/broadcasts", "Broadcasts", "broadcast"),
+    ("/broadcasts", "Broadcasts", ("broadcast", "personal_broadcast")),
     ("/moments", "Moments", "broadcast"),
     ("/compliance/budget", "Harassment budget", "compliance"),
     ("/compliance/policy", "Reach policy", "compliance"),
@@ -43,6 +43,11 @@ NAV = [
     ("/audit", "Audit log", "audit_log"),
     ("/users", "Users", "user"),
 ]
+
+
+def _readable(actor: Actor, object_types: str | tuple[str, ...]) -> bool:
+    types = (object_types,) if isinstance(object_types, str) else object_types
+    return any(can(actor, t, "read") for t in types)
 
 
 def render(
@@ -62,7 +67,7 @@ def render(
         "languages": LANGUAGES,
         "actor": actor,
         "csrf_token": csrf_token,
-        "nav": [item for item in NAV if actor is not None and can(actor, item[2], "read")],
+        "nav": [item for item in NAV if actor is not None and _readable(actor, item[2])],
         "path": request.url.path,
         "version": siyu.__version__,
         **(context or {}),

@@ -4,6 +4,9 @@ draft, turned into the draft's fields) and refused input as one sentence.
 The composer is a plain form; its audience is one of the sources the broadcast's kind allows. A pasted or
 uploaded customer list may hold siyu customer ids or WeCom external_userids (a CSV exported from a segment
 works as is: its `id` column is read).
+
+Staff compose personal broadcasts only: sent by their own employee to customers they follow themselves (checked
+here, on whatever the form posts, before the broadcast domain checks the rest).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from siyu.acquisition.models import Material
 from siyu.acquisition.welcome import _attachment as material_attachment
 from siyu.broadcasts.schemas import BroadcastRead
 from siyu.console.routes import _acquisition as acq
-from siyu.contacts.models import Customer, Employee, EmployeeStatus
+from siyu.contacts.models import Customer, Employee, EmployeeStatus, Follow, FollowStatus
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.segments.rules import RULE_VERSION
 
@@ -104,6 +107,15 @@ SOURCE_LABELS = {
 }
 RULE_EXAMPLE = '{"version": 1, "rule": {"follow_status": "active"}}'
 LIST_SHOWN = 10  # unknown external_userids named in an error
+OWN_CUSTOMERS_SHOWN = 2_000  # a staff member's customers offered as checkboxes (more: paste their ids)
+
+
+class Refused(ValueError):
+    """Input the console refuses with a message of its own (a msgid and its parameters, translated when shown)."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        super().__init__(msgid.format(**params))
+        self.msgid, self.params = msgid, params
 
 
 def empty_form(kind: str) -> dict[str, Any]:
@@ -116,6 +128,7 @@ def empty_form(kind: str) -> dict[str, Any]:
         "rule": RULE_EXAMPLE,
         "customer_list": "",
         "customer_upload": "",
+        "customer_ids": [],
         "chat_ids": [],
         "owner_ids": [],
         "tag_ids": [],
@@ -141,6 +154,7 @@ def read_form(data: FormData, kind: str, upload: str = "") -> dict[str, Any]:
         "rule": str(data.get("rule") or ""),
         "customer_list": str(data.get("customer_list") or ""),
         "customer_upload": upload,
+        "customer_ids": [str(v) for v in data.getlist("customer_ids") if str(v).isdigit()],
         "chat_ids": [str(v) for v in data.getlist("chat_ids")],
         "owner_ids": [str(v) for v in data.getlist("owner_ids")],
         "tag_ids": [str(v) for v in data.getlist("tag_ids")],
@@ -226,7 +240,10 @@ def audience_of(session: Session, corp_id: int, form: dict[str, Any]) -> dict[st
     if source == "rule":
         return {"rule": read_rule(form["rule"])}
     if source == "customer_ids":
-        return {"customer_ids": customer_list(session, corp_id, form["customer_list"], form["customer_upload"])}
+        chosen = [int(v) for v in form.get("customer_ids") or []]
+        texts = (form["customer_list"], form["customer_upload"])
+        listed = customer_list(session, corp_id, *texts) if any(t.strip() for t in texts) or not chosen else []
+        return {"customer_ids": list(dict.fromkeys(chosen + listed))}
     if source == "owner_ids":
         return {"owner_ids": acq.ints(form["owner_ids"])}
     if source == "tag_ids":
@@ -330,11 +347,66 @@ def employee_names(session: Session, corp_id: int, ids: Iterable[int]) -> dict[i
     return {employee_id: name or userid for employee_id, name, userid in rows}
 
 
+# --- staff: personal broadcasts to their own customers ----------------------------------------------
+
+
+def own_customers(session: Session, corp_id: int, employee_id: int | None) -> list[tuple[int, str]]:
+    """(id, name) of the customers this employee follows (active follows), by name; the first few thousand."""
+    if employee_id is None:
+        return []
+    rows = session.execute(
+        select(Customer.id, Customer.name, Follow.remark, Customer.external_userid)
+        .join(Follow, Follow.customer_id == Customer.id)
+        .where(Follow.corp_id == corp_id, Follow.employee_id == employee_id, Follow.status == FollowStatus.ACTIVE)
+        .order_by(Customer.name, Customer.id)
+        .limit(OWN_CUSTOMERS_SHOWN)
+    )
+    return [(i, " · ".join(dict.fromkeys(p for p in (remark, name) if p)) or ext) for i, name, remark, ext in rows]
+
+
+def check_own_personal(
+    session: Session, corp_id: int, employee_id: int | None, fields: dict[str, Any], limit: int
+) -> None:
+    """A staff member's personal broadcast: sent by themselves, to at most `limit` customers they follow."""
+    if employee_id is None:
+        raise Refused("Your user is not linked to a WeCom employee, so you cannot send personal broadcasts.")
+    if fields["sender_ids"] != [employee_id]:
+        raise Refused("A personal broadcast you start is sent by you; you cannot choose another sender.")
+    wanted = list(fields["audience"].get("customer_ids") or [])
+    if not wanted:
+        raise Refused("Choose at least one of your customers.")
+    if len(wanted) > limit:
+        raise Refused("A personal broadcast reaches at most {n} customers; you chose {m}.", n=limit, m=len(wanted))
+    followed = set(
+        session.scalars(
+            select(Follow.customer_id).where(
+                Follow.corp_id == corp_id,
+                Follow.employee_id == employee_id,
+                Follow.status == FollowStatus.ACTIVE,
+                Follow.customer_id.in_(wanted),
+            )
+        )
+    )
+    if others := [i for i in wanted if i not in followed]:
+        shown = ", ".join(map(str, others[:LIST_SHOWN])) + (" …" if len(others) > LIST_SHOWN else "")
+        raise Refused("Only your own customers can get your personal broadcast; not yours: {ids}", ids=shown)
+
+
+def split_own(form: dict[str, Any], own: Sequence[tuple[int, str]]) -> dict[str, Any]:
+    """A draft's customer list shown to staff: the customers offered as checkboxes ticked, the rest left pasted."""
+    offered = {str(i) for i, _ in own}
+    listed = [t for t in form["customer_list"].split() if t]
+    ticked = [t for t in listed if t in offered]
+    return form | {"customer_ids": ticked, "customer_list": "\n".join(t for t in listed if t not in offered)}
+
+
 # --- refused input -----------------------------------------------------------------------------------
 
 
 def error_text(t: Callable[..., str], exc: Exception) -> str:
     """One readable sentence for a refused form or action: the validation messages, or the domain error."""
+    if isinstance(exc, Refused):
+        return t(exc.msgid, **exc.params)
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors():

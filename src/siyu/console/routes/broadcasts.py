@@ -6,6 +6,9 @@ recipient got; remind, cancel, fetch results). Moments use the same pages (their
 Everything changes through the broadcast domain's actions (`actions`, `planner`, `sender`, `results`);
 the pages only read its services. Forms are plain posts; a refused one renders the page again with the
 message and the input kept. The results part refreshes itself (htmx) while the broadcast is under way.
+
+Staff see only the personal broadcasts they started, and compose only those: from themselves, to their own
+customers (ticked in a list, or pasted), at most the reach policy's limit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from siyu.accounts.access import (
     access_segment_by_id,
     access_snapshot_by_id,
     can,
+    can_broadcast,
+    can_write_broadcast,
     require,
 )
 from siyu.acquisition import service as acquisition
@@ -48,7 +53,7 @@ from siyu.console.routes import _broadcasts as bc
 from siyu.console.routes.compliance import FINDING_LABELS, highlight
 from siyu.console.templating import env, render
 from siyu.core.deps import SessionDep
-from siyu.core.errors import DomainError
+from siyu.core.errors import DomainError, ErrorCode
 from siyu.segments import live
 from siyu.segments import service as segments
 
@@ -84,6 +89,23 @@ def _kind(value: object) -> str:
     return str(value) if str(value) in bc.SOURCES else BroadcastKind.CUSTOMER.value
 
 
+def personal_only(actor: Actor) -> bool:
+    """Staff: they may start personal broadcasts only (their own, to their own customers)."""
+    return not can(actor, "broadcast", "write") and can(actor, "personal_broadcast", "write")
+
+
+def _require_broadcasts(actor: Actor, action: str = "read") -> None:
+    if not can_broadcast(actor, action):
+        raise DomainError(ErrorCode.FORBIDDEN, f"your role ({actor.role}) may not {action} broadcast")
+
+
+def _staff_kind(actor: Actor, value: object) -> str:
+    """Staff start personal broadcasts only: 403 for any other kind they ask for."""
+    if value not in (None, "", BroadcastKind.PERSONAL.value):
+        raise DomainError(ErrorCode.FORBIDDEN, f"your role ({actor.role}) may only start personal broadcasts")
+    return BroadcastKind.PERSONAL.value
+
+
 # --- the list --------------------------------------------------------------------------------------
 
 
@@ -117,7 +139,9 @@ def list_page(
     request: Request, session: Session, console: ConsoleDep, *, kind: str, status: str, after: str, moments: bool
 ) -> HTMLResponse:
     actor = console.actor
-    require(actor, "broadcast", "read")
+    if moments:
+        require(actor, "broadcast", "read")
+    _require_broadcasts(actor)
     kind = kind if kind in bc.KIND_LABELS else ""
     status = status if status in bc.STATUS_LABELS else ""
     found = service.list_(
@@ -139,7 +163,8 @@ def list_page(
         "kind": kind,
         "status": status,
         "moments": moments,
-        "can_write": can(actor, "broadcast", "write"),
+        "can_write": can_broadcast(actor, "write"),
+        "personal_only": personal_only(actor),
         "tz": acq.zone_name(session, actor.corp_id),
         **_labels(),
     }
@@ -181,14 +206,20 @@ def composer(
     actor = console.actor
     policy = load_policy(session, actor.corp_id)
     editable = broadcast is None or broadcast.status in actions.EDITABLE
+    writable = can_write_broadcast(actor, broadcast) if broadcast else can_broadcast(actor, "write")
+    staff = personal_only(actor)
     ctx = {
         "form": form,
         "b": broadcast,
         "error": error,
         "notice": notice,
-        "can_write": can(actor, "broadcast", "write") and editable,
+        "can_write": writable and editable,
         "editable": editable,
-        "sources": bc.SOURCES[form["kind"]],
+        "personal_only": staff,
+        "own_customers": bc.own_customers(session, actor.corp_id, actor.employee_id) if staff else [],
+        "own_shown": bc.OWN_CUSTOMERS_SHOWN,
+        "sender_name": _own_name(session, actor) if staff else "",
+        "sources": ("customer_ids",) if staff else bc.SOURCES[form["kind"]],
         "source_labels": bc.SOURCE_LABELS,
         "segments": segments.list_segments(session, actor=actor) if can(actor, "segment", "read") else [],
         "snapshots": segments.list_snapshots(session, actor=actor) if can(actor, "segment", "read") else [],
@@ -210,15 +241,27 @@ def composer(
     )
 
 
+def _own_name(session: Session, actor: Actor) -> str:
+    if actor.employee_id is None:
+        return ""
+    return bc.employee_names(session, actor.corp_id, [actor.employee_id]).get(actor.employee_id, "")
+
+
 @router.get("/broadcasts/new", response_class=HTMLResponse)
 def new_broadcast_page(
     request: Request, session: SessionDep, console: ConsoleDep, kind: str = "", segment_id: str = ""
 ) -> HTMLResponse:
-    """The empty composer; `segment_id` (from a segment's page) preselects that saved segment as the audience."""
-    require(console.actor, "broadcast", "write")
-    form = bc.empty_form(_kind(kind))
-    if segment_id.isdigit() and "segment_id" in bc.SOURCES[form["kind"]]:
-        form |= {"source": "segment_id", "segment_id": segment_id}
+    """The empty composer; `segment_id` (from a segment's page) preselects that saved segment as the audience.
+    Staff get the personal composer, sent by themselves."""
+    actor = console.actor
+    if personal_only(actor):
+        form = bc.empty_form(_staff_kind(actor, kind))
+        form["sender_ids"] = [str(actor.employee_id)] if actor.employee_id is not None else []
+    else:
+        require(actor, "broadcast", "write")
+        form = bc.empty_form(_kind(kind))
+        if segment_id.isdigit() and "segment_id" in bc.SOURCES[form["kind"]]:
+            form |= {"source": "segment_id", "segment_id": segment_id}
     return composer(request, session, console, form=form)
 
 
@@ -236,17 +279,34 @@ async def _upload(data: FormData) -> str:
 @router.post("/broadcasts", response_class=HTMLResponse)
 async def create_broadcast(request: Request, session: SessionDep, console: ConsoleDep) -> Response:
     data = await request.form()
-    form = bc.read_form(data, _kind(data.get("kind")))
+    staff = personal_only(console.actor)
+    kind = _staff_kind(console.actor, data.get("kind")) if staff else _kind(data.get("kind"))
+    form = bc.read_form(data, kind)
     try:
-        require(console.actor, "broadcast", "write")
-        form = bc.read_form(data, form["kind"], await _upload(data))
-        fields = bc.draft_data(session, console.actor.corp_id, form, acq.zone_of(session, console.actor.corp_id))
-        body = BroadcastCreate.model_validate({"kind": form["kind"], **fields})
+        if not staff:
+            require(console.actor, "broadcast", "write")
+        form = bc.read_form(data, kind, await _upload(data))
+        fields = _draft_fields(session, console.actor, form)
+        body = BroadcastCreate.model_validate({"kind": kind, **fields})
         broadcast = actions.do_create_broadcast(session, console.actor, body)
     except (DomainError, ValidationError, ValueError) as exc:
         session.rollback()
         return composer(request, session, console, form=form, error=bc.error_text(_t(request), exc))
     return _after_save(request, session, console, broadcast, form, plan=data.get("action") == "plan")
+
+
+def _draft_fields(session: Session, actor: Actor, form: dict[str, Any]) -> dict[str, Any]:
+    """The form as the draft's fields; for staff only when it is their own personal broadcast (else Refused)."""
+    zone = acq.zone_of(session, actor.corp_id)
+    if not personal_only(actor):
+        return bc.draft_data(session, actor.corp_id, form, zone)
+    form = form | {"source": "customer_ids"}  # staff reach the customers they ticked or pasted, nothing else
+    if not (form["customer_ids"] or form["customer_list"].strip() or form["customer_upload"].strip()):
+        raise bc.Refused("Choose at least one of your customers.")
+    fields = bc.draft_data(session, actor.corp_id, form, zone)
+    limit = load_policy(session, actor.corp_id).personal_max_recipients
+    bc.check_own_personal(session, actor.corp_id, actor.employee_id, fields, limit)
+    return fields
 
 
 def _after_save(
@@ -272,6 +332,8 @@ def edit_broadcast_page(
     actor = console.actor
     read = service.get(access_broadcast_by_id(session, actor, broadcast_id))
     form = bc.form_of(session, actor.corp_id, read, acq.zone_of(session, actor.corp_id))
+    if personal_only(actor):
+        form = bc.split_own(form, bc.own_customers(session, actor.corp_id, actor.employee_id))
     return composer(request, session, console, form=form, broadcast=read, notice=NOTICES.get(notice, ""))
 
 
@@ -283,7 +345,7 @@ async def edit_broadcast(request: Request, session: SessionDep, console: Console
     try:
         broadcast = access_broadcast_by_id(session, actor, broadcast_id, write=True)
         form = bc.read_form(data, broadcast.kind, await _upload(data))
-        fields = bc.draft_data(session, actor.corp_id, form, acq.zone_of(session, actor.corp_id))
+        fields = _draft_fields(session, actor, form)
         actions.do_update_broadcast(session, actor, broadcast, BroadcastUpdate.model_validate(fields))
     except (DomainError, ValidationError, ValueError) as exc:
         session.rollback()
@@ -299,7 +361,7 @@ async def edit_broadcast(request: Request, session: SessionDep, console: Console
 async def check_broadcast_content(request: Request, session: SessionDep, console: ConsoleDep) -> HTMLResponse:
     """What the corp's content check finds in the text and the chosen attachments (htmx partial)."""
     actor = console.actor
-    require(actor, "broadcast", "read")
+    _require_broadcasts(actor)
     data = await request.form()
     text = str(data.get("text") or "")[:20_000]
     form = {"material_ids": data.getlist("material_ids"), "extra_attachments": str(data.get("extra_attachments") or "")}
@@ -316,7 +378,7 @@ async def check_broadcast_content(request: Request, session: SessionDep, console
 async def count_audience(request: Request, session: SessionDep, console: ConsoleDep) -> HTMLResponse:
     """How many customers the chosen audience holds before any exclusion (htmx partial)."""
     actor = console.actor
-    require(actor, "broadcast", "read")
+    _require_broadcasts(actor)
     data = await request.form()
     ctx: dict[str, Any] = {"count": None, "error": ""}
     try:
@@ -380,7 +442,7 @@ def plan_page(
     actor = console.actor
     plan = service.plan_summary(session, broadcast=broadcast)
     text = str((broadcast.content or {}).get("text") or "")
-    writable = can(actor, "broadcast", "write")
+    writable = can_write_broadcast(actor, broadcast)
     ctx = {
         "b": service.get(broadcast),
         "plan": plan,
@@ -495,7 +557,7 @@ def _progress(request: Request, session: Session, console: ConsoleDep, broadcast
         and broadcast.status in (BroadcastStatus.SENDING, BroadcastStatus.SENT)
         and any(c.confirm_status == "unconfirmed" and c.msgid for c in found.chunks),
         "can_cancel": broadcast.status in sender.CANCELLABLE,
-        "can_write": can(actor, "broadcast", "write"),
+        "can_write": can_write_broadcast(actor, broadcast),
         "tz": acq.zone_name(session, actor.corp_id),
         **_labels(),
     }
