@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.sync_api import Page
+from playwright.sync_api import Dialog, Page
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -85,3 +85,14 @@ def plan_broadcast(page: Page, name: str, source: str, fill: str, text: str) -> 
     form.get_by_test_id("broadcast-text").fill(text)
     form.get_by_test_id("broadcast-plan").click()
     page.wait_for_url(re.compile(r"/broadcasts/\d+/plan$"))
+
+
+def send_broadcast(page: Page, broadcast_id: int) -> None:
+    """On a planned broadcast's page: confirm and send (accepting the confirm dialog); ends on its progress page."""
+
+    def accept(dialog: Dialog) -> None:
+        dialog.accept()
+
+    page.on("dialog", accept)
+    page.get_by_test_id("broadcast-send").click()
+    page.wait_for_url(re.compile(rf"/broadcasts/{broadcast_id}\?notice=started$"))

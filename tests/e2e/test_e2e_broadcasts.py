@@ -8,8 +8,8 @@ import json
 import re
 
 import httpx
-from e2e_support import Stack, no_quiet_hours, plan_broadcast, screenshot, signed_in
-from playwright.sync_api import Dialog, Page, expect
+from e2e_support import Stack, no_quiet_hours, plan_broadcast, screenshot, send_broadcast, signed_in
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from siyu.contacts.models import Customer, Employee, Follow
@@ -78,12 +78,7 @@ def test_compose_plan_send_and_see_results(page: Page, stack: Stack) -> None:
     )
     assert r.status_code == 200, r.text
 
-    def accept(dialog: Dialog) -> None:
-        dialog.accept()
-
-    page.on("dialog", accept)
-    page.get_by_test_id("broadcast-send").click()
-    page.wait_for_url(re.compile(rf"/broadcasts/{broadcast_id}\?notice=started$"))
+    send_broadcast(page, broadcast_id)
     expect(page.get_by_test_id("broadcast-notice")).to_be_visible()
 
     # then fetching the results shows them coming in

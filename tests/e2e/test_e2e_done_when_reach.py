@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from e2e_support import Stack, no_quiet_hours, plan_broadcast, screenshot, signed_in
-from playwright.sync_api import Dialog, Page, expect
+from e2e_support import Stack, no_quiet_hours, plan_broadcast, screenshot, send_broadcast, signed_in
+from playwright.sync_api import Page, expect
 from segment_steps import build_the_rule, given_a_channel_and_tags, reach_rule
 from sqlalchemy import ColumnElement, func, select
 
@@ -153,12 +153,7 @@ def test_build_plan_send_see_results_and_an_employee_paused(page: Page, stack: S
     stack.emulator.configure_mass(confirm_probability=0, complaint=1, reply=0, delete=0, fatigue=0, reaction_delay=0)
 
     # when the operator sends it
-    def accept(dialog: Dialog) -> None:
-        dialog.accept()
-
-    page.on("dialog", accept)
-    page.get_by_test_id("broadcast-send").click()
-    page.wait_for_url(re.compile(rf"/broadcasts/{broadcast_id}\?notice=started$"))
+    send_broadcast(page, broadcast_id)
     # and the employees confirm in WeCom, and the operator fetches the results
     assert _confirm_every_task(stack, broadcast_id) > 0
     page.get_by_test_id("fetch-results").click()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import httpx
-from e2e_support import Stack, no_quiet_hours, screenshot, signed_in
-from playwright.sync_api import Dialog, Page, expect
+from e2e_support import Stack, no_quiet_hours, screenshot, send_broadcast, signed_in
+from playwright.sync_api import Page, expect
 
 from siyu.broadcasts.models import Broadcast
 from siyu.core import db as core_db
@@ -50,12 +50,7 @@ def test_staff_plan_and_send_a_personal_broadcast(page: Page, stack: Stack) -> N
     broadcast_id = int(page.url.rsplit("/", 2)[1])
     expect(page.get_by_test_id("plan-eligible")).to_have_text("2")
 
-    def accept(dialog: Dialog) -> None:
-        dialog.accept()
-
-    page.on("dialog", accept)
-    page.get_by_test_id("broadcast-send").click()
-    page.wait_for_url(re.compile(rf"/broadcasts/{broadcast_id}\?notice=started$"))
+    send_broadcast(page, broadcast_id)
     expect(page.get_by_test_id("broadcast-notice")).to_be_visible()
 
     # and it is in their list: the only one there, a personal broadcast
