@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from siyu.broadcasts.models import BroadcastChunk
+from siyu.broadcasts.models import Broadcast, BroadcastChunk
 from siyu.cli import app
 from tests.broadcasts.planner_support import World, make_world
-from tests.console_api_support import api_client
+from tests.console_api_support import add, api_client, department
 
 
 @pytest.fixture
@@ -157,6 +157,68 @@ def test_staff_start_personal_broadcasts_for_themselves_only(db: sessionmaker[Se
     assert staff.get(f"/api/broadcasts/{other}").status_code == 404
     assert [b["id"] for b in staff.get("/api/broadcasts").json()["items"]] == [bid]
     assert {b["id"] for b in admin.get("/api/broadcasts").json()["items"]} == {bid, other}
+
+
+def _broadcast_count(db: sessionmaker[Session]) -> int:
+    with db() as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(Broadcast)) or 0
+
+
+@pytest.mark.parametrize("case", ["their_departments_customer", "follow_ended", "one_of_many"])
+def test_staff_name_only_customers_they_follow(db: sessionmaker[Session], world: World, case: str) -> None:
+    # given zhang, who leads li's department (so sees li's customers), and a customer zhang may see but not reach
+    add(db, department(world.corp_id, 1, "华东", leaders=["zhang"]))
+    mine = world.customers(2, follower="zhang")
+    if case == "follow_ended":
+        [other] = world.customers(1)
+        world.follows("zhang", [other], status="customer_deleted_employee")
+    else:
+        [other] = world.customers(1, follower="li")
+    customers = [*mine, other] if case == "one_of_many" else [other]
+    staff = api_client(db, world.corp_id, "staff", employee_userid="zhang")
+    personal = {**_draft(customers), "kind": "personal", "sender_ids": [world.employees["zhang"]]}
+    # when zhang starts a personal broadcast naming them
+    r = staff.post("/api/broadcasts", json=personal)
+    # then it is refused, naming the customer, and nothing is saved
+    assert r.status_code == 422, r.text
+    assert f"only customers you follow; not yours: {other}" in r.json()["detail"][0]["msg"]
+    assert _broadcast_count(db) == 0
+
+
+def test_staff_edit_only_to_customers_they_follow(db: sessionmaker[Session], world: World) -> None:
+    # given zhang's personal draft to their own customers, and li's customer in zhang's department
+    add(db, department(world.corp_id, 1, "华东", leaders=["zhang"]))
+    mine = world.customers(2, follower="zhang")
+    [theirs] = world.customers(1, follower="li")
+    staff = api_client(db, world.corp_id, "staff", employee_userid="zhang")
+    r = staff.post(
+        "/api/broadcasts", json={**_draft(mine), "kind": "personal", "sender_ids": [world.employees["zhang"]]}
+    )
+    assert r.status_code == 201, r.text
+    bid = r.json()["id"]
+    # when zhang adds li's customer to it
+    r = staff.patch(f"/api/broadcasts/{bid}", json={"audience": {"customer_ids": [*mine, theirs]}})
+    # then it is refused and the draft keeps its audience
+    assert r.status_code == 422, r.text
+    assert f"not yours: {theirs}" in r.json()["detail"][0]["msg"]
+    assert staff.get(f"/api/broadcasts/{bid}").json()["audience"] == {"customer_ids": mine}
+
+
+@pytest.mark.parametrize("role", ["admin", "operator"])
+def test_operators_name_any_customer_in_a_personal_broadcast(
+    db: sessionmaker[Session], world: World, role: str
+) -> None:
+    # given zhang's customer and li's
+    [mine] = world.customers(1, follower="zhang")
+    [theirs] = world.customers(1, follower="li")
+    client = api_client(db, world.corp_id, role)
+    # when an operator starts zhang's personal broadcast to both
+    personal = {**_draft([mine, theirs]), "kind": "personal", "sender_ids": [world.employees["zhang"]]}
+    r = client.post("/api/broadcasts", json=personal)
+    # then it is saved, and the plan leaves out the one zhang does not follow
+    assert r.status_code == 201, r.text
+    plan = client.post(f"/api/broadcasts/{r.json()['id']}/plan").json()
+    assert (plan["eligible"], plan["excluded"]) == (1, {"sender_not_allowed": 1})
 
 
 def test_compliance_reads_but_does_not_write(db: sessionmaker[Session], world: World) -> None:

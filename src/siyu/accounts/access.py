@@ -289,6 +289,11 @@ def can_broadcast(actor: Actor, action: str = "read") -> bool:
     return can(actor, "broadcast", action) or can(actor, "personal_broadcast", action)
 
 
+def personal_only(actor: Actor) -> bool:
+    """Staff: they may write personal broadcasts only (from themselves, to customers they follow)."""
+    return not can(actor, "broadcast", "write") and can(actor, "personal_broadcast", "write")
+
+
 class _OwnedBroadcast(Protocol):
     @property
     def kind(self) -> str: ...

@@ -2,7 +2,9 @@
 
 A draft is checked against the corp when it is written (its audience names real segments, snapshots,
 customers, chats and employees; its kind's limits hold), so planning fails only on what can change in
-between. Staff may start personal broadcasts only: from themselves, to customers they can see.
+between. Staff may start personal broadcasts only: from themselves, to customers they actively follow
+(`NotFollowed` otherwise; operators may name any of the corp's, and the planner excludes those the sender
+does not follow).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from siyu.accounts.access import Actor, can, customer_scope
+from siyu.accounts.access import Actor, can, customer_scope, personal_only
 from siyu.broadcasts.models import Broadcast, BroadcastChunk, BroadcastKind, BroadcastRecipient, BroadcastStatus
 from siyu.broadcasts.planner import do_plan
 from siyu.broadcasts.schemas import (
@@ -27,7 +29,7 @@ from siyu.broadcasts.schemas import (
     Content,
 )
 from siyu.compliance.policy import load_policy
-from siyu.contacts.models import Customer, Employee
+from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core import audit
 from siyu.core.errors import DomainError, ErrorCode
 from siyu.groups.models import GroupChat
@@ -35,11 +37,25 @@ from siyu.segments.models import Segment, SegmentSnapshot
 from siyu.segments.rules import RuleError, parse_rule
 from siyu.tags.models import Tag
 
-__all__ = ["do_create_broadcast", "do_plan", "do_update_broadcast"]
+__all__ = ["NotFollowed", "do_create_broadcast", "do_plan", "do_update_broadcast"]
 
 # A planned (not yet started) broadcast may still be edited: it goes back to draft and frees its slots.
 EDITABLE = (BroadcastStatus.DRAFT, BroadcastStatus.PLANNED, BroadcastStatus.BLOCKED)
 _SHOWN = 10  # unknown ids named in an error
+_BATCH = 5_000  # ids per IN (…) when checking them
+
+
+class NotFollowed(DomainError):
+    """A staff member named customers for their personal broadcast whom they do not actively follow;
+    `customer_ids` (all of them, in the order named) let the console say it in the user's language."""
+
+    def __init__(self, customer_ids: list[int]) -> None:
+        super().__init__(
+            ErrorCode.INVALID,
+            f"audience.customer_ids: your personal broadcast reaches only customers you follow; not yours: "
+            f"{_shown(customer_ids)}",
+        )
+        self.customer_ids = customer_ids
 
 
 def do_create_broadcast(session: Session, actor: Actor, body: BroadcastCreate) -> Broadcast:
@@ -122,10 +138,10 @@ def check_draft(session: Session, actor: Actor, body: BroadcastCreate) -> None:
     if source not in AUDIENCES_BY_KIND[body.kind]:
         allowed = ", ".join(AUDIENCES_BY_KIND[body.kind])
         raise DomainError(ErrorCode.INVALID, f"audience: a {body.kind} broadcast's audience is one of {allowed}")
+    if body.kind == BroadcastKind.PERSONAL:  # before the audience: staff hear "not yours", not "not in this corp"
+        _check_personal(session, actor, body)
     _check_audience(session, actor, body.audience)
     _check_employees(session, actor.corp_id, body.sender_ids, "sender_ids")
-    if body.kind == BroadcastKind.PERSONAL:
-        _check_personal(session, actor, body)
     if body.kind == BroadcastKind.MOMENT:
         _check_moment(session, actor, body)
 
@@ -176,12 +192,15 @@ def _check_ids(session: Session, column: Any, scope: Any, ids: Sequence[Any], wh
     wanted = set(ids)
     found: set[Any] = set()
     values = sorted(wanted)
-    for start in range(0, len(values), 5_000):
-        batch = values[start : start + 5_000]
+    for start in range(0, len(values), _BATCH):
+        batch = values[start : start + _BATCH]
         found.update(session.scalars(select(column).where(scope, column.in_(batch))))
     if missing := sorted(wanted - found):
-        shown = ", ".join(map(str, missing[:_SHOWN])) + (" …" if len(missing) > _SHOWN else "")
-        raise DomainError(ErrorCode.INVALID, f"{where}: not in this corp: {shown}")
+        raise DomainError(ErrorCode.INVALID, f"{where}: not in this corp: {_shown(missing)}")
+
+
+def _shown(ids: Sequence[Any]) -> str:
+    return ", ".join(map(str, ids[:_SHOWN])) + (" …" if len(ids) > _SHOWN else "")
 
 
 def _check_personal(session: Session, actor: Actor, body: BroadcastCreate) -> None:
@@ -190,6 +209,36 @@ def _check_personal(session: Session, actor: Actor, body: BroadcastCreate) -> No
     limit = load_policy(session, actor.corp_id).personal_max_recipients
     if body.audience.customer_ids is not None and len(set(body.audience.customer_ids)) > limit:
         raise DomainError(ErrorCode.INVALID, f"audience.customer_ids: a personal broadcast reaches at most {limit}")
+    if personal_only(actor):
+        _check_followed(session, actor, body.audience.customer_ids or [])
+
+
+def _check_followed(session: Session, actor: Actor, customer_ids: Sequence[int]) -> None:
+    """Staff reach only customers they actively follow themselves (without an employee: nobody)."""
+    others = list(dict.fromkeys(customer_ids))
+    if actor.employee_id is not None:
+        others = _not_followed(session, actor.corp_id, actor.employee_id, others)
+    if others:
+        raise NotFollowed(others)
+
+
+def _not_followed(session: Session, corp_id: int, employee_id: int, customer_ids: Sequence[int]) -> list[int]:
+    """The given customers (each once, in the order given) this employee does not actively follow."""
+    wanted = list(dict.fromkeys(customer_ids))
+    followed: set[int] = set()
+    for start in range(0, len(wanted), _BATCH):
+        batch = wanted[start : start + _BATCH]
+        followed.update(
+            session.scalars(
+                select(Follow.customer_id).where(
+                    Follow.corp_id == corp_id,
+                    Follow.employee_id == employee_id,
+                    Follow.status == FollowStatus.ACTIVE,
+                    Follow.customer_id.in_(batch),
+                )
+            )
+        )
+    return [i for i in wanted if i not in followed]
 
 
 def _check_moment(session: Session, actor: Actor, body: BroadcastCreate) -> None:

@@ -5,8 +5,9 @@ The composer is a plain form; its audience is one of the sources the broadcast's
 uploaded customer list may hold siyu customer ids or WeCom external_userids (a CSV exported from a segment
 works as is: its `id` column is read).
 
-Staff compose personal broadcasts only: sent by their own employee to customers they follow themselves (checked
-here, on whatever the form posts, before the broadcast domain checks the rest).
+Staff compose personal broadcasts only: sent by their own employee to customers they follow themselves. The
+broadcast domain enforces it (`actions.NotFollowed`); the form's own shape (a sender, someone chosen, the limit)
+is checked here first so each refusal reads in the user's language.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.datastructures import FormData
 
 from siyu.acquisition.models import Material
 from siyu.acquisition.welcome import _attachment as material_attachment
+from siyu.broadcasts.actions import NotFollowed
 from siyu.broadcasts.schemas import BroadcastRead
 from siyu.console.routes import _acquisition as acq
 from siyu.contacts.models import Customer, Employee, EmployeeStatus, Follow, FollowStatus
@@ -364,10 +366,9 @@ def own_customers(session: Session, corp_id: int, employee_id: int | None) -> li
     return [(i, " · ".join(dict.fromkeys(p for p in (remark, name) if p)) or ext) for i, name, remark, ext in rows]
 
 
-def check_own_personal(
-    session: Session, corp_id: int, employee_id: int | None, fields: dict[str, Any], limit: int
-) -> None:
-    """A staff member's personal broadcast: sent by themselves, to at most `limit` customers they follow."""
+def check_own_personal(employee_id: int | None, fields: dict[str, Any], limit: int) -> None:
+    """A staff member's personal broadcast: sent by themselves, to at most `limit` customers (that they follow
+    them is the domain's check, `actions.NotFollowed`, shown by `error_text`)."""
     if employee_id is None:
         raise Refused("Your user is not linked to a WeCom employee, so you cannot send personal broadcasts.")
     if fields["sender_ids"] != [employee_id]:
@@ -377,19 +378,6 @@ def check_own_personal(
         raise Refused("Choose at least one of your customers.")
     if len(wanted) > limit:
         raise Refused("A personal broadcast reaches at most {n} customers; you chose {m}.", n=limit, m=len(wanted))
-    followed = set(
-        session.scalars(
-            select(Follow.customer_id).where(
-                Follow.corp_id == corp_id,
-                Follow.employee_id == employee_id,
-                Follow.status == FollowStatus.ACTIVE,
-                Follow.customer_id.in_(wanted),
-            )
-        )
-    )
-    if others := [i for i in wanted if i not in followed]:
-        shown = ", ".join(map(str, others[:LIST_SHOWN])) + (" …" if len(others) > LIST_SHOWN else "")
-        raise Refused("Only your own customers can get your personal broadcast; not yours: {ids}", ids=shown)
 
 
 def split_own(form: dict[str, Any], own: Sequence[tuple[int, str]]) -> dict[str, Any]:
@@ -407,6 +395,10 @@ def error_text(t: Callable[..., str], exc: Exception) -> str:
     """One readable sentence for a refused form or action: the validation messages, or the domain error."""
     if isinstance(exc, Refused):
         return t(exc.msgid, **exc.params)
+    if isinstance(exc, NotFollowed):
+        others = exc.customer_ids
+        shown = ", ".join(map(str, others[:LIST_SHOWN])) + (" …" if len(others) > LIST_SHOWN else "")
+        return t("Only your own customers can get your personal broadcast; not yours: {ids}", ids=shown)
     if isinstance(exc, ValidationError):
         parts = []
         for err in exc.errors():

@@ -31,6 +31,7 @@ from siyu.accounts.access import (
     can,
     can_broadcast,
     can_write_broadcast,
+    personal_only,
     require,
 )
 from siyu.acquisition import service as acquisition
@@ -87,11 +88,6 @@ def _t(request: Request) -> Callable[..., str]:
 
 def _kind(value: object) -> str:
     return str(value) if str(value) in bc.SOURCES else BroadcastKind.CUSTOMER.value
-
-
-def personal_only(actor: Actor) -> bool:
-    """Staff: they may start personal broadcasts only (their own, to their own customers)."""
-    return not can(actor, "broadcast", "write") and can(actor, "personal_broadcast", "write")
 
 
 def _require_broadcasts(actor: Actor, action: str = "read") -> None:
@@ -305,7 +301,7 @@ def _draft_fields(session: Session, actor: Actor, form: dict[str, Any]) -> dict[
         raise bc.Refused("Choose at least one of your customers.")
     fields = bc.draft_data(session, actor.corp_id, form, zone)
     limit = load_policy(session, actor.corp_id).personal_max_recipients
-    bc.check_own_personal(session, actor.corp_id, actor.employee_id, fields, limit)
+    bc.check_own_personal(actor.employee_id, fields, limit)
     return fields
 
 
