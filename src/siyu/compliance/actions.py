@@ -1,5 +1,6 @@
 """Compliance writes: opt-out and opt-in, complaints, the policy, lifting pauses. Each records an audit row.
 
+Lifting a pause resumes the broadcasts it held, through the sender's own start (`sender.do_start`).
 Actions only flush; the request, task or CLI commits.
 """
 
@@ -10,11 +11,12 @@ import unicodedata
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from siyu.accounts.access import Actor
-from siyu.broadcasts.models import Broadcast, BroadcastRecipient
+from siyu.broadcasts import sender
+from siyu.broadcasts.models import Broadcast, BroadcastChunk, BroadcastRecipient, BroadcastStatus, ChunkStatus
 from siyu.compliance import monitor
 from siyu.compliance.models import ComplaintSignal, OptOut, ReachPause, ReachPolicy, SignalKind
 from siyu.compliance.policy import Policy, load_policy
@@ -233,7 +235,9 @@ def _policy_values(policy: Policy) -> dict[str, object]:
 
 
 def do_lift_pause(session: Session, actor: Actor, pause: ReachPause, *, note: str = "") -> ReachPause:
-    """A person lets the employee or broadcast send again. Idempotent; the monitor then judges afresh from now."""
+    """A person lets the employee or broadcast send again. Idempotent; the monitor then judges afresh from now.
+
+    The paused broadcasts the pause held and nothing else still holds resume (`do_resume_after_lift`)."""
     if pause.lifted_at is not None:
         return pause
     pause.lifted_at = now_utc()
@@ -248,7 +252,83 @@ def do_lift_pause(session: Session, actor: Actor, pause: ReachPause, *, note: st
         object_id=pause.target_id,
         detail={"pause_id": pause.id, "note": note, "paused_since": _iso(pause.created_at)},
     )
+    do_resume_after_lift(session, actor, pause)
     return pause
+
+
+def do_resume_after_lift(session: Session, actor: Actor, pause: ReachPause) -> list[int]:
+    """Each `paused` broadcast the lifted pause held resumes as sending it again would (`sender.do_start`: its
+    pending chunks are enqueued after commit, the sender's claim keeps any chunk from going out twice), unless
+    another active pause still holds it. Returns the ids resumed; each one that stays paused says why in an
+    audit row `broadcast.not_resumed` (still held, or do_start refused it — a send day gone by)."""
+    return [b for b in _held_by(session, pause) if _resume(session, actor, pause, b)]
+
+
+def _held_by(session: Session, pause: ReachPause) -> list[int]:
+    """The corp's paused broadcasts the pause may have held: its broadcast, or those with the employee's
+    pending chunks."""
+    stmt = select(Broadcast.id).where(Broadcast.corp_id == pause.corp_id, Broadcast.status == BroadcastStatus.PAUSED)
+    if pause.scope == "broadcast":
+        stmt = stmt.where(Broadcast.id == pause.target_id)
+    else:
+        stmt = stmt.where(
+            exists().where(
+                BroadcastChunk.broadcast_id == Broadcast.id,
+                BroadcastChunk.employee_id == pause.target_id,
+                BroadcastChunk.status == ChunkStatus.PENDING,
+            )
+        )
+    return list(session.scalars(stmt.order_by(Broadcast.id)))
+
+
+def _resume(session: Session, actor: Actor, pause: ReachPause, broadcast_id: int) -> bool:
+    # The row lock orders two lifts of pauses holding the same broadcast: the second to take it sees the
+    # first's lift committed, so one of them resumes the broadcast (and the other finds it sending).
+    broadcast = session.get(Broadcast, broadcast_id, with_for_update=True, populate_existing=True)
+    if broadcast is None or broadcast.status != BroadcastStatus.PAUSED:
+        return False
+    cause = {"cause": "compliance.pause_lifted", "pause_id": pause.id, "lifted_by": pause.lifted_by}
+    holding = _pauses_holding(session, broadcast)
+    if holding:
+        _audit_broadcast(
+            session, actor, broadcast, "broadcast.not_resumed", reason="still paused", held_by=holding, **cause
+        )
+        return False
+    pending = session.scalar(
+        select(func.count()).where(
+            BroadcastChunk.broadcast_id == broadcast.id, BroadcastChunk.status == ChunkStatus.PENDING
+        )
+    )
+    try:
+        with session.begin_nested():
+            sender.do_start(session, broadcast.id, actor)
+    except DomainError as exc:
+        _audit_broadcast(session, actor, broadcast, "broadcast.not_resumed", reason=exc.msg, **cause)
+        return False
+    _audit_broadcast(session, actor, broadcast, "broadcast.resumed", chunks=pending, status=broadcast.status, **cause)
+    return True
+
+
+def _pauses_holding(session: Session, broadcast: Broadcast) -> list[int]:
+    """Active pauses of the broadcast itself or of a sender with a pending chunk in it."""
+    senders = select(BroadcastChunk.employee_id).where(
+        BroadcastChunk.broadcast_id == broadcast.id,
+        BroadcastChunk.status == ChunkStatus.PENDING,
+        BroadcastChunk.employee_id.is_not(None),
+    )
+    stmt = select(ReachPause.id).where(
+        ReachPause.corp_id == broadcast.corp_id,
+        ReachPause.lifted_at.is_(None),
+        or_(
+            (ReachPause.scope == "broadcast") & (ReachPause.target_id == broadcast.id),
+            (ReachPause.scope == "employee") & ReachPause.target_id.in_(senders),
+        ),
+    )
+    return list(session.scalars(stmt.order_by(ReachPause.id)))
+
+
+def _audit_broadcast(session: Session, actor: Actor, broadcast: Broadcast, action: str, **detail: object) -> None:
+    audit.record_by(session, actor, action=action, object_type="broadcast", object_id=broadcast.id, detail=detail)
 
 
 def _iso(value: datetime | None) -> str:
