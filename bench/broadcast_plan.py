@@ -154,8 +154,8 @@ def _past_slots(engine: sa.Engine, corp_id: int) -> None:
             broadcast_id = _broadcast(conn, corp_id, kind, status, day)
             conn.execute(
                 sa.text(
-                    "INSERT INTO broadcast_recipient (corp_id, broadcast_id, customer_id, send_day, status, reason,"
-                    " updated_at) SELECT :corp, :b, c.id, :day,"
+                    "INSERT INTO broadcast_recipient (corp_id, broadcast_id, position, customer_id, send_day, status,"
+                    " reason, updated_at) SELECT :corp, :b, c.id, c.id, :day,"
                     f" CASE WHEN :status = 'planned' THEN 'pending' WHEN c.id % 7 = 0 THEN 'not_sent' ELSE 'sent' END,"
                     f" '', :now FROM customer c WHERE c.corp_id = :corp AND {where}"
                 ),
@@ -237,8 +237,9 @@ def run_baseline(engine: sa.Engine, corp_id: int) -> tuple[float, int]:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO broadcast_recipient (corp_id, broadcast_id, customer_id, send_day, status, reason,"
-                " updated_at) SELECT :corp, :b, id, :day, 'pending', '', :now FROM customer WHERE corp_id = :corp"
+                "INSERT INTO broadcast_recipient (corp_id, broadcast_id, position, customer_id, send_day, status,"
+                " reason, updated_at) SELECT :corp, :b, id, id, :day, 'pending', '', :now FROM customer"
+                " WHERE corp_id = :corp"
             ),
             {"corp": corp_id, "b": broadcast_id, "day": TODAY, "now": NOW},
         )
@@ -309,9 +310,17 @@ def check_plan(engine: sa.Engine, corp_id: int, broadcast_id: int, counts: dict[
             "SELECT COALESCE(SUM(size), 0) - :eligible FROM broadcast_chunk WHERE broadcast_id = :b"
         ),
         "no chunk above 10,000": "SELECT COUNT(*) FROM broadcast_chunk WHERE broadcast_id = :b AND size > 10000",
-        "every pending row is in a chunk": (
-            "SELECT COUNT(*) FROM broadcast_recipient WHERE broadcast_id = :b AND status = 'pending'"
-            " AND chunk_id IS NULL"
+        # with the sizes adding up to the eligible and no overlap, this also puts every pending row in a chunk
+        "every chunk's range is its sender's pending rows": (
+            "SELECT COUNT(*) FROM broadcast_chunk c WHERE c.broadcast_id = :b"
+            " AND (c.last_position - c.first_position + 1 <> c.size OR c.size <> (SELECT COUNT(*)"
+            " FROM broadcast_recipient r WHERE r.broadcast_id = c.broadcast_id"
+            " AND r.position BETWEEN c.first_position AND c.last_position"
+            " AND r.status = 'pending' AND r.employee_id = c.employee_id))"
+        ),
+        "chunk ranges overlap": (
+            "SELECT COUNT(*) FROM (SELECT first_position, LAG(last_position) OVER (ORDER BY first_position) AS prev"
+            " FROM broadcast_chunk WHERE broadcast_id = :b) AS c WHERE c.first_position <= c.prev"
         ),
         "nobody opted out is pending": (
             "SELECT COUNT(*) FROM broadcast_recipient r JOIN opt_out o ON o.customer_id = r.customer_id"

@@ -28,18 +28,26 @@ def test_complaints_are_attributed_to_the_broadcast_and_td_replies_opt_out(db: s
         broadcast = Broadcast(corp_id=corp_id, name="双十二预告", status="sent")
         session.add(broadcast)
         session.flush()
-        chunk = BroadcastChunk(corp_id=corp_id, broadcast_id=broadcast.id, employee_id=emp_id, chunk_no=1, msgid="msgA")
+        chunk = BroadcastChunk(
+            corp_id=corp_id,
+            broadcast_id=broadcast.id,
+            employee_id=emp_id,
+            chunk_no=1,
+            msgid="msgA",
+            first_position=1,
+            last_position=2,
+        )
         session.add(chunk)
         session.flush()
         sent_at = now_utc() - timedelta(hours=1)
-        for cid in (cust_id, other_id):
+        for position, cid in enumerate((cust_id, other_id), start=1):
             session.add(
                 BroadcastRecipient(
                     corp_id=corp_id,
                     broadcast_id=broadcast.id,
+                    position=position,
                     customer_id=cid,
                     employee_id=emp_id,
-                    chunk_id=chunk.id,
                     send_day=sent_at.date(),
                     status=RecipientStatus.SENT,
                     updated_at=sent_at,

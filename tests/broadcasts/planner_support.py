@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.accounts.access import Actor
 from siyu.accounts.models import Role
-from siyu.broadcasts.models import Broadcast, BroadcastChunk, BroadcastRecipient, BroadcastStatus
+from siyu.broadcasts.models import (
+    CHUNK_OF_RECIPIENT,
+    Broadcast,
+    BroadcastChunk,
+    BroadcastRecipient,
+    BroadcastStatus,
+    in_chunk,
+)
 from siyu.broadcasts.planner import do_plan
 from siyu.compliance.models import OptOut, ReachPause, ReachPolicy
 from siyu.contacts.models import Customer, Employee, Follow
@@ -141,7 +148,12 @@ class World:
             s.flush()
             s.add(
                 BroadcastRecipient(
-                    corp_id=self.corp_id, broadcast_id=past.id, customer_id=customer_id, send_day=day, status=status
+                    corp_id=self.corp_id,
+                    broadcast_id=past.id,
+                    position=1,
+                    customer_id=customer_id,
+                    send_day=day,
+                    status=status,
                 )
             )
 
@@ -195,7 +207,9 @@ class World:
             return {customer_id: employee_id for customer_id, employee_id in rows}
 
     def chunk_sizes(self, broadcast_id: int) -> dict[int | None, list[int]]:
-        """sender → its chunks' sizes in chunk_no order, checked against the recipient rows pointing at them."""
+        """sender → its chunks' sizes in chunk_no order, checked against the recipient rows in their ranges:
+        every row of a chunk's range is pending (and the chunk's sender's), and every pending row is in one."""
+        r = BroadcastRecipient
         with self.db() as s:
             chunks = s.scalars(
                 sa.select(BroadcastChunk)
@@ -204,21 +218,21 @@ class World:
             ).all()
             out: dict[int | None, list[int]] = {}
             for chunk in chunks:
-                members = s.scalar(
-                    sa.select(sa.func.count()).where(
-                        BroadcastRecipient.chunk_id == chunk.id, BroadcastRecipient.status == "pending"
-                    )
-                )
-                assert members == chunk.size
+                rows = s.execute(sa.select(r.status, r.employee_id).where(in_chunk(chunk))).all()
+                assert len(rows) == chunk.size == chunk.last_position - chunk.first_position + 1
+                assert {status for status, _ in rows} == {"pending"}
+                if chunk.employee_id is not None:
+                    assert {employee for _, employee in rows} == {chunk.employee_id}
                 out.setdefault(chunk.employee_id, []).append(chunk.size)
+            in_some_chunk = sa.select(BroadcastChunk.id).where(CHUNK_OF_RECIPIENT).exists()
             unchunked = s.scalar(
-                sa.select(sa.func.count()).where(
-                    BroadcastRecipient.broadcast_id == broadcast_id,
-                    BroadcastRecipient.status == "pending",
-                    BroadcastRecipient.chunk_id.is_(None),
-                )
+                sa.select(sa.func.count()).where(r.broadcast_id == broadcast_id, r.status == "pending", ~in_some_chunk)
             )
             assert unchunked == 0
+            positions = list(
+                s.scalars(sa.select(r.position).where(r.broadcast_id == broadcast_id).order_by(r.position))
+            )
+            assert positions == list(range(1, len(positions) + 1))
         return out
 
     def get(self, broadcast_id: int) -> Broadcast:

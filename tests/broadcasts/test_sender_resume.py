@@ -65,10 +65,12 @@ def _one_task_per_chunk(live: Live, broadcast_id: int) -> None:
 def _recipients_of(live: Live, broadcast_id: int, chunk_id: int) -> list[tuple[int, tuple[str, str]]]:
     import sqlalchemy as sa
 
-    from siyu.broadcasts.models import BroadcastRecipient
+    from siyu.broadcasts.models import BroadcastChunk, BroadcastRecipient, in_chunk
 
     with live.db() as s:
-        ids = set(s.scalars(sa.select(BroadcastRecipient.customer_id).where(BroadcastRecipient.chunk_id == chunk_id)))
+        chunk = s.get(BroadcastChunk, chunk_id)
+        assert chunk is not None
+        ids = set(s.scalars(sa.select(BroadcastRecipient.customer_id).where(in_chunk(chunk))))
     return [(cid, st) for cid, st in live.statuses(broadcast_id).items() if cid in ids]
 
 

@@ -125,6 +125,7 @@ class Live(LiveCorp):
             s.add(broadcast)
             s.flush()
             numbers: dict[str, int] = {}
+            position = 0
             for userid, ids in chunks:
                 employee_id = self.employee(userid)
                 numbers[userid] = numbers.get(userid, 0) + 1
@@ -134,21 +135,23 @@ class Live(LiveCorp):
                     employee_id=employee_id,
                     chunk_no=numbers[userid],
                     size=len(ids),
+                    first_position=position + 1,
+                    last_position=position + len(ids),
                 )
                 s.add(chunk)
-                s.flush()
                 column = "chat_id" if kind == BroadcastKind.GROUP else "customer_id"
                 s.add_all(
                     BroadcastRecipient(
                         corp_id=self.corp_id,
                         broadcast_id=broadcast.id,
+                        position=position + n,
                         employee_id=employee_id,
-                        chunk_id=chunk.id,
                         send_day=day,
                         **{column: rid},
                     )
-                    for rid in ids
+                    for n, rid in enumerate(ids, start=1)
                 )
+                position += len(ids)
             return broadcast.id
 
     def plan(self, **fields: Any) -> int:

@@ -59,6 +59,8 @@ def broadcast(
             employee_id=sender,
             chunk_no=next(_chunk_no),
             size=len(customers),
+            first_position=1,
+            last_position=len(customers),
             status="sent",
             sent_at=sent_at,
         )
@@ -68,13 +70,13 @@ def broadcast(
             BroadcastRecipient(
                 corp_id=corp_id,
                 broadcast_id=b.id,
+                position=n,
                 customer_id=c,
                 employee_id=sender,
-                chunk_id=chunk.id,
                 send_day=sent_at.astimezone(SHANGHAI).date(),  # the corp-local day, as the planner writes it
                 status=status,
             )
-            for c in customers
+            for n, c in enumerate(customers, start=1)
         )
         return b.id
 

@@ -185,6 +185,7 @@ def _recipient(session: Session, data: st.DataObject, w: World, customer_id: int
         BroadcastRecipient(
             corp_id=w.corp_id,
             broadcast_id=broadcast.id,
+            position=1,
             customer_id=customer_id,
             send_day=day,
             status=data.draw(st.sampled_from(RECIPIENT_STATUSES)),

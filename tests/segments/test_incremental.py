@@ -211,18 +211,18 @@ def test_broadcast_results_are_applied(db: sessionmaker[Session], corp_id: int) 
         s.flush()
         today = now_utc().date()
         rows = [
-            BroadcastRecipient(corp_id=corp_id, broadcast_id=broadcast.id, customer_id=c, send_day=today)
-            for c in customers
+            BroadcastRecipient(corp_id=corp_id, broadcast_id=broadcast.id, position=n, customer_id=c, send_day=today)
+            for n, c in enumerate(customers, start=1)
         ]
         s.add_all(rows)
         s.flush()
-        recipient_ids = [r.id for r in rows]
+        broadcast_id, positions = broadcast.id, [r.position for r in rows]
     held = _warm(db, corp_id)
     recent = _rule({"last_broadcast": {"within_days": 30}})
     assert _exact(db, corp_id, recent, held) == 0
     # when WeCom reports the first recipient reached
     with db.begin() as s:
-        set_recipients(s, recipient_ids[:1], RecipientStatus.SENT)
+        set_recipients(s, broadcast_id, positions[:1], RecipientStatus.SENT)
     assert _exact(db, corp_id, recent, held) == 1
     assert _exact(db, corp_id, _rule({"last_broadcast": {"never": True}}), held) == 1
 

@@ -12,7 +12,21 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.core.clock import now_utc
@@ -88,19 +102,28 @@ class Broadcast(Base):
 
 
 class BroadcastRecipient(Base):
-    """One customer (or group chat) of a planned broadcast; the frozen audience, with the outcome."""
+    """One customer (or group chat) of a planned broadcast; the frozen audience, with the outcome.
+
+    Keyed by (broadcast, position): the planner numbers a broadcast's rows eligible first, per sender, in
+    customer (or chat) order, then the excluded ones by reason — so every chunk is one contiguous range
+    of positions (`broadcast_chunk.first_position … last_position`) and a million-row plan writes its rows
+    in key order into the only index a customer broadcast's rows get at plan time (docs/benchmarks.md (f)).
+    Rows enter the customer index (`ix_broadcast_recipient_sent`) only once WeCom reports them sent; the
+    slots they hold before that are found through their broadcasts (`compliance.caps`).
+    """
 
     __tablename__ = "broadcast_recipient"
     __table_args__ = (
-        # one row per customer (or chat) of a broadcast; partial, because NULLs never collide in a unique key
+        # the customer's messages: attribution of complaints, "last broadcast received", reach figures
         Index(
-            "uq_broadcast_recipient_customer",
-            "broadcast_id",
+            "ix_broadcast_recipient_sent",
+            "corp_id",
             "customer_id",
-            unique=True,
-            postgresql_where=text("customer_id IS NOT NULL"),
-            sqlite_where=text("customer_id IS NOT NULL"),
+            "send_day",
+            postgresql_where=text("status = 'sent'"),
+            sqlite_where=text("status = 'sent'"),
         ),
+        # one row per chat of a group broadcast; partial, so customer rows cost it nothing
         Index(
             "uq_broadcast_recipient_chat",
             "broadcast_id",
@@ -109,7 +132,6 @@ class BroadcastRecipient(Base):
             postgresql_where=text("chat_id IS NOT NULL"),
             sqlite_where=text("chat_id IS NOT NULL"),
         ),
-        Index("ix_broadcast_recipient_caps", "corp_id", "customer_id", "send_day"),
         # a group's slots (group broadcasts); partial, so customer rows cost it nothing
         Index(
             "ix_broadcast_recipient_chat",
@@ -118,20 +140,19 @@ class BroadcastRecipient(Base):
             postgresql_where=text("chat_id IS NOT NULL"),
             sqlite_where=text("chat_id IS NOT NULL"),
         ),
-        Index("ix_broadcast_recipient_chunk", "chunk_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # No foreign keys: PostgreSQL checks one per inserted row, and the broadcast's alone more than doubled
     # the time to write a million-recipient plan (docs/benchmarks.md (f)). Rows are written only by the
     # planner, in the transaction that holds their broadcast (same corp); whoever deletes a broadcast
-    # deletes its recipients (nothing does today).
+    # deletes its recipients (nothing does today). One row per customer (or chat) of a broadcast: the
+    # planner writes each candidate once (its candidates are a keyed table).
+    broadcast_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1, 2, … per broadcast
     corp_id: Mapped[int] = mapped_column(Integer)
-    broadcast_id: Mapped[int] = mapped_column(BigId)
     customer_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # customer broadcasts
     chat_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # group broadcasts (group_chat.id)
     employee_id: Mapped[int | None] = mapped_column(BigId, nullable=True)  # the sender chosen at plan time
-    chunk_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     send_day: Mapped[date | None] = mapped_column(Date, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=RecipientStatus.PENDING)
     reason: Mapped[str] = mapped_column(String(48), default="")
@@ -158,6 +179,9 @@ class BroadcastChunk(Base):
     employee_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     chunk_no: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer, default=0)
+    # its recipients: broadcast_recipient rows of the broadcast at these positions (inclusive)
+    first_position: Mapped[int] = mapped_column(Integer, default=0)
+    last_position: Mapped[int] = mapped_column(Integer, default=-1)
     status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     msgid: Mapped[str] = mapped_column(String(128), default="")  # WeCom's msgid / moment jobid
@@ -168,3 +192,20 @@ class BroadcastChunk(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     results_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+def in_chunk(chunk: BroadcastChunk) -> ColumnElement[bool]:
+    """The chunk's recipient rows: its broadcast's positions first … last (a range of the primary key)."""
+    r = BroadcastRecipient
+    return and_(r.broadcast_id == chunk.broadcast_id, r.position.between(chunk.first_position, chunk.last_position))
+
+
+# Recipient rows joined to their chunk (for a join from either side).
+CHUNK_OF_RECIPIENT = and_(
+    BroadcastRecipient.broadcast_id == BroadcastChunk.broadcast_id,
+    BroadcastRecipient.position.between(BroadcastChunk.first_position, BroadcastChunk.last_position),
+)
+
+# "The row was sent", written as a literal: the customer index (ix_broadcast_recipient_sent) is partial on
+# it, and neither SQLite nor a generic PostgreSQL plan can use a partial index for a bound parameter.
+IS_SENT: ColumnElement[bool] = BroadcastRecipient.status == literal_column("'sent'")

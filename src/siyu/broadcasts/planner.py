@@ -1,18 +1,20 @@
 """Planning a broadcast: who gets it, from whom, in which chunks — and who does not, and why.
 
 `do_plan` freezes the audience into one `broadcast_recipient` row per candidate: `pending` with its
-sender, chunk and corp-local `send_day` (a reserved cap slot), or `excluded` with one reason. Then the
-chunks exist and the sender (`broadcasts.sender`) sends them by id. The steps, all set-based SQL:
+sender and corp-local `send_day` (a reserved cap slot), or `excluded` with one reason. Then the chunks
+exist and the sender (`broadcasts.sender`) sends them by id. The steps, all set-based SQL:
 
 1. **resolve** the audience to ids — a rule or saved segment through the segment engine, a snapshot's
    bitmap, an explicit list, a Moment's tags, a group broadcast's chats — and load them into a temporary
    table (COPY on PostgreSQL, batched inserts on SQLite; memory stays at one batch);
-2. **classify** every candidate in one INSERT … SELECT: the sender is the employee of the customer's most
-   recently added active follow among the allowed, unpaused senders (WeCom delivers an enterprise mass
-   message only through the member who last interacted with the customer, so one sender per customer
-   avoids duplicates and misses); caps are GROUP BYs over the candidates' slots (`compliance.caps`); the
-   holdout is a deterministic hash of (broadcast, customer);
-3. **chunk** per sender (≤ 10,000 customers, ≤ 2,000 chats; a Moment is one job) and write the rows.
+2. **classify and write** every candidate in one INSERT … SELECT: the sender is the employee of the
+   customer's most recently added active follow among the allowed, unpaused senders (WeCom delivers an
+   enterprise mass message only through the member who last interacted with the customer, so one sender
+   per customer avoids duplicates and misses); caps are GROUP BYs over the candidates' slots
+   (`compliance.caps`); the holdout is a deterministic hash of (broadcast, customer). Rows are keyed
+   (broadcast, position), numbered eligible first, per sender, by id, then the excluded by reason;
+3. **chunk**: one GROUP BY over the new rows gives the counts and each sender's run of positions, cut
+   into chunks of ≤ 10,000 customers (≤ 2,000 chats; a Moment is one job), each a range of positions.
 
 Exclusion reasons, first match wins: no_active_follow (every follow ended, or the employee left),
 opted_out, sender_not_allowed, employee_paused, platform_cap, corp_cap, holdout; group broadcasts
@@ -35,7 +37,6 @@ from typing import Any
 
 from pyroaring import BitMap
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     ColumnElement,
@@ -43,7 +44,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Select,
-    String,
     Table,
     and_,
     case,
@@ -120,7 +120,7 @@ class Timing:
 # The plan's scratch tables: temporary, so private to this connection (dropped at the end, and on
 # PostgreSQL at commit too).
 _scratch = MetaData()
-CANDIDATES = Table("plan_candidate", _scratch, Column("id", BigInteger, primary_key=True))
+CANDIDATES = Table("plan_candidate", _scratch, Column("id", BigInteger, nullable=False))
 SENDERS = Table(  # SQLite: each candidate customer's best follow (see _choose_senders)
     "plan_sender",
     _scratch,
@@ -135,21 +135,6 @@ CAPPED = Table(  # candidates with a full cap family (see compliance.caps.capped
     Column("key_id", BigInteger, primary_key=True),
     Column(Reason.PLATFORM_CAP.value, Integer, nullable=False, default=0),
     Column(Reason.CORP_CAP.value, Integer, nullable=False, default=0),
-)
-CHUNKS = Table(  # the plan's chunks: (sender, chunk_no) → broadcast_chunk.id
-    "plan_chunk",
-    _scratch,
-    Column("employee_id", BigInteger, nullable=True),
-    Column("chunk_no", Integer, nullable=False),
-    Column("chunk_id", BigInteger, nullable=False),
-)
-ROWS = Table(
-    "plan_row",
-    _scratch,
-    Column("key_id", BigInteger, nullable=False),
-    Column("employee_id", BigInteger, nullable=True),
-    Column("reason", String(48), nullable=False),
-    Column("chunk_no", Integer, nullable=True),
 )
 
 
@@ -278,8 +263,10 @@ def _block(
 
 
 def _plan_rows(session: Session, broadcast: Broadcast, policy: Policy, timing: Timing, now: datetime) -> dict[str, Any]:
-    """Classify every candidate into the scratch table, check limits, then write chunks and recipients."""
+    """Classify every candidate straight into its recipient row, then count, check limits and cut the chunks."""
     _create_scratch(session)
+    # a personal broadcast over its limit is refused once counted: its rows go back with the savepoint
+    savepoint = session.begin_nested() if broadcast.kind == BroadcastKind.PERSONAL else None
     try:
         _load_candidates(session, broadcast)
         classified = (
@@ -287,18 +274,19 @@ def _plan_rows(session: Session, broadcast: Broadcast, policy: Policy, timing: T
             if broadcast.kind == BroadcastKind.GROUP
             else _classify_customers(session, broadcast, policy, timing.day)
         )
-        session.execute(insert(ROWS).from_select(["key_id", "employee_id", "reason", "chunk_no"], classified))
-        _analyze(session, ROWS.name)
-        counts = _counts(session)
-        _check_personal_limit(policy, broadcast, counts)
-        _write_chunks(session, broadcast)
-        _write_recipients(session, broadcast, timing.day, now)
-        counts["chunks"] = int(
-            session.scalar(select(func.count()).where(BroadcastChunk.broadcast_id == broadcast.id)) or 0
-        )
-        return counts
+        _write_recipients(session, broadcast, classified, timing.day, now)
     finally:
         _drop_scratch(session)
+    counts, runs = _counts(session, broadcast.id)
+    if savepoint is not None:
+        try:
+            _check_personal_limit(policy, broadcast, counts)
+        except DomainError:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+    counts["chunks"] = _write_chunks(session, broadcast, runs)
+    return counts
 
 
 def _finish(
@@ -335,24 +323,41 @@ def _check_personal_limit(policy: Policy, broadcast: Broadcast, counts: dict[str
         )
 
 
-def _counts(session: Session) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One sender's eligible rows: `size` positions from `first` on (a Moment's run has no sender)."""
+
+    employee_id: int | None
+    first: int
+    size: int
+
+
+def _counts(session: Session, broadcast_id: int) -> tuple[dict[str, Any], list[Run]]:
+    """The plan's counts, and each sender's run of eligible positions — one pass over the new rows."""
+    r = BroadcastRecipient
+    sender = case((r.reason == "", r.employee_id), else_=null())
     rows = session.execute(
-        select(ROWS.c.reason, ROWS.c.employee_id, func.count()).group_by(ROWS.c.reason, ROWS.c.employee_id)
+        select(r.reason, sender, func.count(), func.min(r.position))
+        .where(r.broadcast_id == broadcast_id)
+        .group_by(r.reason, sender)
     ).all()
     excluded: dict[str, int] = {}
     senders: dict[str, int] = {}
-    for reason, employee_id, n in rows:
+    runs: list[Run] = []
+    for reason, employee_id, n, first in rows:
         if reason:
             excluded[reason] = excluded.get(reason, 0) + int(n)
         else:
             senders[str(employee_id)] = int(n)
+            runs.append(Run(None if employee_id is None else int(employee_id), int(first), int(n)))
     eligible = sum(senders.values())
-    return {
+    counts = {
         "candidates": eligible + sum(excluded.values()),
         "eligible": eligible,
         "excluded": dict(sorted(excluded.items())),
         "senders": senders,
     }
+    return counts, sorted(runs, key=lambda run: run.first)
 
 
 # --- scratch tables ---------------------------------------------------------------------------------
@@ -371,25 +376,14 @@ def _create_scratch(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
     ids = "BIGINT" if pg else "INTEGER"
     tail = " ON COMMIT DROP" if pg else ""
-    session.execute(text(f"CREATE TEMPORARY TABLE {CANDIDATES.name} (id {ids} PRIMARY KEY){tail}"))
+    # PostgreSQL only ever hash-joins the candidates (unique by construction: a bitmap, or a DISTINCT / keyed
+    # query); SQLite looks them up, so there they are keyed
+    key = "NOT NULL" if pg else "PRIMARY KEY"
+    session.execute(text(f"CREATE TEMPORARY TABLE {CANDIDATES.name} (id {ids} {key}){tail}"))
     session.execute(
         text(
             f"CREATE TEMPORARY TABLE {SENDERS.name} (customer_id {ids} PRIMARY KEY, employee_id BIGINT NOT NULL, "
             f"allowed INTEGER NOT NULL, usable INTEGER NOT NULL){tail}"
-        )
-    )
-    # plan_row is only ever scanned whole: no index to maintain on PostgreSQL (SQLite's is its rowid)
-    row_key = "BIGINT NOT NULL" if pg else "INTEGER PRIMARY KEY"
-    session.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {ROWS.name} (key_id {row_key}, employee_id BIGINT, "
-            f"reason VARCHAR(48) NOT NULL, chunk_no INTEGER){tail}"
-        )
-    )
-    session.execute(
-        text(
-            f"CREATE TEMPORARY TABLE {CHUNKS.name} (employee_id BIGINT, chunk_no INTEGER NOT NULL, "
-            f"chunk_id BIGINT NOT NULL){tail}"
         )
     )
     session.execute(
@@ -402,7 +396,7 @@ def _create_scratch(session: Session) -> None:
 
 def _drop_scratch(session: Session) -> None:
     schema = "pg_temp" if _is_pg(session) else "temp"
-    for table in (CANDIDATES, SENDERS, CAPPED, ROWS, CHUNKS):
+    for table in (CANDIDATES, SENDERS, CAPPED):
         session.execute(text(f"DROP TABLE IF EXISTS {schema}.{table.name}"))
 
 
@@ -505,12 +499,22 @@ def _allowed(broadcast: Broadcast) -> list[int] | None:
     return ids or None
 
 
+# Excluded rows carry their reason's number while classified: the rows are numbered (and sorted) by it, and
+# an integer sorts where a million collated strings would not.
+REASON_CODES = {reason: n for n, reason in enumerate(Reason, start=1)}
+
+
+def _reason_code(tests: list[tuple[ColumnElement[bool], str]]) -> ColumnElement[int]:
+    """0 for an eligible candidate, else the number of the first reason that applies."""
+    return case(*((test, REASON_CODES[Reason(reason)]) for test, reason in tests), else_=0)
+
+
 def _flag(condition: ColumnElement[bool] | None) -> ColumnElement[int]:
     return case((condition, 1), else_=0) if condition is not None else literal(1)
 
 
-def _classify_customers(session: Session, broadcast: Broadcast, policy: Policy, day: date) -> Select[Any]:
-    """Fills plan_sender and plan_capped; returns the SELECT of (customer, sender, reason, chunk_no)."""
+def _classify_customers(session: Session, broadcast: Broadcast, policy: Policy, day: date) -> Any:
+    """Fills plan_sender and plan_capped; returns the subquery of (customer, sender, reason code)."""
     corp_id, kind = broadcast.corp_id, broadcast.kind
     cand = CANDIDATES.c.id
     senders = _choose_senders(session, broadcast, paused_employee_ids(session, corp_id))
@@ -524,15 +528,14 @@ def _classify_customers(session: Session, broadcast: Broadcast, policy: Policy, 
     tests += _cap_tests(session, broadcast, policy, day, "customer_id")
     if broadcast.holdout_percent and not is_moment:
         tests.append((_bucket(cand, broadcast.id) < broadcast.holdout_percent, Reason.HOLDOUT))
-    classified = (
-        select(cand.label("key_id"), sender.employee_id.label("employee_id"), case(*tests, else_="").label("reason"))
+    return (
+        select(cand.label("key_id"), sender.employee_id.label("employee_id"), _reason_code(tests).label("code"))
         .select_from(CANDIDATES)
         .outerjoin(senders, sender.customer_id == cand)
         .outerjoin(CAPPED, CAPPED.c.key_id == cand)
         .offset(0)  # a fence: PostgreSQL would inline it and work out the reason twice
         .subquery("classified")
     )
-    return _numbered(classified, None if is_moment else CHUNK_SIZE)
 
 
 def _choose_senders(session: Session, broadcast: Broadcast, paused: set[int]) -> Any:
@@ -583,8 +586,8 @@ def _choose_senders(session: Session, broadcast: Broadcast, paused: set[int]) ->
     return SENDERS
 
 
-def _classify_groups(session: Session, broadcast: Broadcast, policy: Policy, day: date) -> Select[Any]:
-    """Fills plan_capped; returns the SELECT of (group chat, its owner as sender, reason, chunk_no)."""
+def _classify_groups(session: Session, broadcast: Broadcast, policy: Policy, day: date) -> Any:
+    """Fills plan_capped; returns the subquery of (group chat, its owner as sender, reason code)."""
     corp_id = broadcast.corp_id
     cand = CANDIDATES.c.id
     unavailable = or_(
@@ -599,8 +602,8 @@ def _classify_groups(session: Session, broadcast: Broadcast, policy: Policy, day
     tests += _cap_tests(session, broadcast, policy, day, "chat_id")
     if broadcast.holdout_percent:
         tests.append((_bucket(cand, broadcast.id) < broadcast.holdout_percent, Reason.HOLDOUT))
-    classified = (
-        select(cand.label("key_id"), Employee.id.label("employee_id"), case(*tests, else_="").label("reason"))
+    return (
+        select(cand.label("key_id"), Employee.id.label("employee_id"), _reason_code(tests).label("code"))
         .select_from(CANDIDATES)
         .join(GroupChat, and_(GroupChat.id == cand, GroupChat.corp_id == corp_id))
         .outerjoin(Employee, and_(Employee.corp_id == corp_id, Employee.userid == GroupChat.owner_userid))
@@ -608,7 +611,6 @@ def _classify_groups(session: Session, broadcast: Broadcast, policy: Policy, day
         .offset(0)  # a fence: PostgreSQL would inline it and work out the reason twice
         .subquery("classified")
     )
-    return _numbered(classified, GROUP_CHUNK_SIZE)
 
 
 def _cap_tests(
@@ -646,79 +648,64 @@ def _cap_tests(
     return [(full[name] == 1, name) for name in names]
 
 
-def _numbered(classified: Any, size: int | None) -> Select[Any]:
-    """Adds chunk_no to the eligible rows: per sender, in id order, `size` per chunk (None: one chunk)."""
+# --- writing recipients and chunks -------------------------------------------------------------------
+
+
+def _write_recipients(session: Session, broadcast: Broadcast, classified: Any, day: date, now: datetime) -> None:
+    """One INSERT … SELECT: every candidate's row, numbered eligible first, per sender, by customer (or chat),
+    then the excluded by reason — so each sender's eligible rows are one run of positions, and the rows
+    arrive in the order of the table's key (appended, never inserted between)."""
     c = classified.c
-    if size is None:
-        chunk_no: ColumnElement[Any] = case((c.reason == "", 0), else_=null())
-    else:
-        # partitioned on "eligible?" (a boolean), not the reason text: a collated text sort of a million
-        # rows cost seconds, and excluded rows get no chunk anyway
-        eligible = c.reason == ""
-        position = func.row_number(type_=Integer).over(partition_by=(eligible, c.employee_id), order_by=c.key_id)
-        chunk_no = case((eligible, (position - 1) // size), else_=null())
-    return select(c.key_id, c.employee_id, c.reason, chunk_no.label("chunk_no"))
-
-
-# --- writing chunks and recipients -------------------------------------------------------------------
-
-
-def _write_chunks(session: Session, broadcast: Broadcast) -> None:
-    """One chunk per (sender, chunk_no) of the eligible rows; a Moment's single chunk has no sender."""
-    r = ROWS.c
-    sender: ColumnElement[Any] = null() if broadcast.kind == BroadcastKind.MOMENT else r.employee_id
-    group_by = [r.chunk_no] if broadcast.kind == BroadcastKind.MOMENT else [r.employee_id, r.chunk_no]
-    rows = (
-        select(
-            literal(broadcast.corp_id),
-            literal(broadcast.id),
-            sender,
-            r.chunk_no,
-            func.count(),
-            literal(ChunkStatus.PENDING.value),
-            literal(0),
-            literal(""),
-            literal([], JSON),
-            literal(""),
-            literal(""),
-        )
-        .where(r.reason == "")
-        .group_by(*group_by)
-    )
-    columns = ["corp_id", "broadcast_id", "employee_id", "chunk_no", "size", "status", "attempts", "msgid"]
-    columns += ["fail_list", "confirm_status", "error"]
-    session.execute(insert(BroadcastChunk).from_select(columns, rows))
-
-
-def _write_recipients(session: Session, broadcast: Broadcast, day: date, now: datetime) -> None:
-    # the new chunks' ids, in a scratch table with statistics: joined straight to broadcast_chunk, whose
-    # statistics know nothing of rows inserted a moment ago, PostgreSQL loops over the chunks per row
-    chunk_columns = [BroadcastChunk.employee_id, BroadcastChunk.chunk_no, BroadcastChunk.id]
-    made = select(*chunk_columns).where(BroadcastChunk.broadcast_id == broadcast.id)
-    session.execute(insert(CHUNKS).from_select(["employee_id", "chunk_no", "chunk_id"], made))
-    _analyze(session, CHUNKS.name)
-    r = ROWS.c
-    ch = CHUNKS.c
-    on = [ch.chunk_no == r.chunk_no]
-    if broadcast.kind != BroadcastKind.MOMENT:
-        on.append(ch.employee_id == r.employee_id)
-    status = case((r.reason == "", RecipientStatus.PENDING.value), else_=RecipientStatus.EXCLUDED.value)
-    key = "chat_id" if broadcast.kind == BroadcastKind.GROUP else "customer_id"
+    position = func.row_number(type_=Integer).over(order_by=(c.code, c.employee_id.nulls_last(), c.key_id))
+    reason = case({code: reason.value for reason, code in REASON_CODES.items()}, value=c.code, else_="")
+    status = case((c.code == 0, RecipientStatus.PENDING.value), else_=RecipientStatus.EXCLUDED.value)
     rows = select(
-        literal(broadcast.corp_id),
-        literal(broadcast.id),
-        r.key_id,
-        r.employee_id,
-        ch.chunk_id,
+        literal(broadcast.id, BigInteger),
+        position,
+        literal(broadcast.corp_id, Integer),
+        c.key_id,
+        c.employee_id,
         literal(day, Date),
         status,
-        r.reason,
+        reason,
         literal(now, UtcDateTime()),
-    ).select_from(ROWS.outerjoin(CHUNKS, and_(*on)))
-    # in id order: the recipient indexes are keyed by customer, so sorted inserts touch each page once
-    rows = rows.order_by(r.key_id)
-    columns = ["corp_id", "broadcast_id", key, "employee_id", "chunk_id", "send_day", "status", "reason", "updated_at"]
-    session.execute(insert(BroadcastRecipient).from_select(columns, rows))
+    )
+    key = "chat_id" if broadcast.kind == BroadcastKind.GROUP else "customer_id"
+    columns = ["broadcast_id", "position", "corp_id", key, "employee_id", "send_day", "status", "reason"]
+    session.execute(insert(BroadcastRecipient).from_select([*columns, "updated_at"], rows))
+
+
+def _write_chunks(session: Session, broadcast: Broadcast, runs: list[Run]) -> int:
+    """Cut each sender's run into chunks of ≤ 10,000 customers (≤ 2,000 chats); a Moment is one job."""
+    size = {BroadcastKind.MOMENT: None, BroadcastKind.GROUP: GROUP_CHUNK_SIZE}.get(broadcast.kind, CHUNK_SIZE)
+    if size is None and runs:  # every eligible row, whoever follows them: WeCom publishes by sender list
+        runs = [Run(None, runs[0].first, sum(run.size for run in runs))]
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        step = size or run.size
+        for chunk_no, start in enumerate(range(0, run.size, step)):
+            n = min(step, run.size - start)
+            first = run.first + start
+            rows.append(
+                {
+                    "corp_id": broadcast.corp_id,
+                    "broadcast_id": broadcast.id,
+                    "employee_id": run.employee_id,
+                    "chunk_no": chunk_no,
+                    "size": n,
+                    "first_position": first,
+                    "last_position": first + n - 1,
+                    "status": ChunkStatus.PENDING.value,
+                    "attempts": 0,
+                    "msgid": "",
+                    "fail_list": [],
+                    "confirm_status": "",
+                    "error": "",
+                }
+            )
+    if rows:
+        session.execute(insert(BroadcastChunk), rows)
+    return len(rows)
 
 
 def eligible_ids(session: Session, broadcast_id: int) -> Iterable[int]:

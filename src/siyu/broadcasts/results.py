@@ -36,6 +36,7 @@ from siyu.broadcasts.models import (
     BroadcastStatus,
     ChunkStatus,
     RecipientStatus,
+    in_chunk,
 )
 from siyu.compliance import monitor
 from siyu.contacts.models import Customer, Employee
@@ -81,34 +82,36 @@ class ChunkRef:
 
 
 def recipient_ids_by_wecom_id(session: Session, chunk_id: int, kind: str, wecom_ids: Iterable[str]) -> list[int]:
+    """The positions of the chunk's recipients with these WeCom ids."""
     wanted = set(wecom_ids)
     mapping = wecom_id_map(session, chunk_id, kind)
-    return [rid for wid, rid in mapping.items() if wid in wanted]
+    return [position for wid, position in mapping.items() if wid in wanted]
 
 
 def wecom_id_map(session: Session, chunk_id: int, kind: str) -> dict[str, int]:
-    """external_userid (or chat id) → recipient id, for one chunk (≤ 10,000 rows, one query)."""
+    """external_userid (or chat id) → recipient position, for one chunk (≤ 10,000 rows, one range of the key)."""
+    chunk = session.get(BroadcastChunk, chunk_id)
+    if chunk is None:
+        return {}
+    r = BroadcastRecipient
     if kind == BroadcastKind.GROUP:
-        stmt = select(GroupChat.chat_id, BroadcastRecipient.id).join(
-            GroupChat, GroupChat.id == BroadcastRecipient.chat_id
-        )
+        stmt = select(GroupChat.chat_id, r.position).join(GroupChat, GroupChat.id == r.chat_id)
     else:
-        stmt = select(Customer.external_userid, BroadcastRecipient.id).join(
-            Customer, Customer.id == BroadcastRecipient.customer_id
-        )
-    return {key: int(rid) for key, rid in session.execute(stmt.where(BroadcastRecipient.chunk_id == chunk_id))}
+        stmt = select(Customer.external_userid, r.position).join(Customer, Customer.id == r.customer_id)
+    return {key: int(position) for key, position in session.execute(stmt.where(in_chunk(chunk)))}
 
 
-def set_recipients(session: Session, ids: Sequence[int], status: str, reason: str = "") -> int:
-    """One UPDATE per batch of ids; rows already in `status` are left alone."""
+def set_recipients(session: Session, broadcast_id: int, positions: Sequence[int], status: str, reason: str = "") -> int:
+    """One UPDATE per batch of the broadcast's positions; rows already in `status` are left alone."""
     changed, now = 0, now_utc()
-    for start in range(0, len(ids), UPDATE_BATCH):
-        batch = list(ids[start : start + UPDATE_BATCH])
+    r = BroadcastRecipient
+    for start in range(0, len(positions), UPDATE_BATCH):
+        batch = list(positions[start : start + UPDATE_BATCH])
         result = session.execute(
-            update(BroadcastRecipient)
-            .where(BroadcastRecipient.id.in_(batch), BroadcastRecipient.status != status)
+            update(r)
+            .where(r.broadcast_id == broadcast_id, r.position.in_(batch), r.status != status)
             .values(status=status, reason=reason, updated_at=now)
-            .returning(BroadcastRecipient.corp_id, BroadcastRecipient.customer_id)
+            .returning(r.corp_id, r.customer_id)
             .execution_options(synchronize_session=False)
         )
         rows = result.all()
@@ -202,7 +205,7 @@ def do_apply_results(
         status = SEND_RESULT_STATUS.get(int(row.get("status", 0)))
         if rid is not None and status is not None:
             by_status[status].append(rid)
-    changed = {status: set_recipients(session, ids, status) for status, ids in by_status.items()}
+    changed = {status: set_recipients(session, chunk.broadcast_id, ids, status) for status, ids in by_status.items()}
     chunk.confirm_status = "confirmed"
     session.flush()
     return changed
@@ -284,9 +287,7 @@ def _set_by_employee(session: Session, chunk: BroadcastChunk, userids: Sequence[
     employee_ids = list(
         session.scalars(select(Employee.id).where(Employee.corp_id == chunk.corp_id, Employee.userid.in_(userids)))
     )
-    stmt = update(BroadcastRecipient).where(
-        BroadcastRecipient.chunk_id == chunk.id, BroadcastRecipient.status == RecipientStatus.PENDING
-    )
+    stmt = update(BroadcastRecipient).where(in_chunk(chunk), BroadcastRecipient.status == RecipientStatus.PENDING)
     if chunk.employee_id is not None:
         if chunk.employee_id not in employee_ids:
             return 0

@@ -191,7 +191,7 @@ class PlanSummary(BaseModel):
 
 
 class RecipientRead(BaseModel):
-    id: int
+    position: int  # in the plan: eligible first, per sender, then the excluded by reason
     customer_id: int | None
     customer_name: str | None
     chat_id: int | None

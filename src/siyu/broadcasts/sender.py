@@ -41,6 +41,7 @@ from siyu.broadcasts.models import (
     BroadcastStatus,
     ChunkStatus,
     RecipientStatus,
+    in_chunk,
 )
 from siyu.compliance.policy import is_broadcast_paused, paused_employee_ids
 from siyu.contacts.models import Customer, Employee
@@ -332,8 +333,11 @@ def recipient_wecom_ids(session: Session, chunk_id: int, kind: str, *, statuses:
         stmt = select(GroupChat.chat_id).join(BroadcastRecipient, BroadcastRecipient.chat_id == GroupChat.id)
     else:
         stmt = select(Customer.external_userid).join(BroadcastRecipient, BroadcastRecipient.customer_id == Customer.id)
-    stmt = stmt.where(BroadcastRecipient.chunk_id == chunk_id, BroadcastRecipient.status.in_(list(statuses)))
-    return list(session.scalars(stmt.order_by(BroadcastRecipient.id)))
+    chunk = session.get(BroadcastChunk, chunk_id)
+    if chunk is None:
+        return []
+    stmt = stmt.where(in_chunk(chunk), BroadcastRecipient.status.in_(list(statuses)))
+    return list(session.scalars(stmt.order_by(BroadcastRecipient.position)))
 
 
 def _known_msgids(session: Session, corp_id: int, employee_id: int | None) -> set[str]:
@@ -349,7 +353,7 @@ def _moment_users(session: Session, broadcast: Broadcast, chunk: BroadcastChunk,
     if sender is not None:
         return [sender.userid]
     planned = select(BroadcastRecipient.employee_id).where(
-        BroadcastRecipient.chunk_id == chunk.id, BroadcastRecipient.status == RecipientStatus.PENDING
+        in_chunk(chunk), BroadcastRecipient.status == RecipientStatus.PENDING
     )
     ids = {int(i) for i in session.scalars(planned.distinct()) if i is not None}
     if not ids:
@@ -688,12 +692,14 @@ def _free_slots(session: Session, broadcast_id: int, status: str, reason: str, *
     )
     if chunks_open:
         # a chunk in flight is settled when its send is recorded (withdrawn there, since the broadcast is cancelled)
-        in_flight = select(BroadcastChunk.id).where(
-            BroadcastChunk.broadcast_id == broadcast_id, BroadcastChunk.status == ChunkStatus.SENDING
+        # (a handful of ranges at most: one per chunk a worker holds right now)
+        in_flight = session.execute(
+            select(BroadcastChunk.first_position, BroadcastChunk.last_position).where(
+                BroadcastChunk.broadcast_id == broadcast_id, BroadcastChunk.status == ChunkStatus.SENDING
+            )
         )
-        stmt = stmt.where(
-            (BroadcastRecipient.chunk_id.is_(None)) | (BroadcastRecipient.chunk_id.not_in(in_flight.scalar_subquery()))
-        )
+        for first, last in in_flight:
+            stmt = stmt.where(~BroadcastRecipient.position.between(first, last))
     result = session.execute(
         stmt.values(status=status, reason=reason, updated_at=now_utc()).execution_options(synchronize_session=False)
     )
@@ -728,9 +734,12 @@ def settle(session: Session, broadcast: Broadcast) -> None:
 
 
 def _set_chunk_recipients(session: Session, chunk_id: int, current: Iterable[str], status: str, reason: str) -> int:
+    chunk = session.get(BroadcastChunk, chunk_id)
+    if chunk is None:
+        return 0
     result = session.execute(
         update(BroadcastRecipient)
-        .where(BroadcastRecipient.chunk_id == chunk_id, BroadcastRecipient.status.in_(list(current)))
+        .where(in_chunk(chunk), BroadcastRecipient.status.in_(list(current)))
         .values(status=status, reason=reason, updated_at=now_utc())
         .execution_options(synchronize_session=False)
     )
@@ -742,8 +751,8 @@ def _set_by_wecom_id(
 ) -> int:
     from siyu.broadcasts.results import recipient_ids_by_wecom_id, set_recipients
 
-    ids = recipient_ids_by_wecom_id(session, chunk.id, kind, wecom_ids)
-    return set_recipients(session, ids, status, reason)
+    positions = recipient_ids_by_wecom_id(session, chunk.id, kind, wecom_ids)
+    return set_recipients(session, chunk.broadcast_id, positions, status, reason)
 
 
 def _audit(session: Session, broadcast: Broadcast, actor: Actor | str, action: str, **detail: Any) -> None:

@@ -9,7 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.accounts.access import Actor, broadcast_scope
-from siyu.broadcasts.models import Broadcast, BroadcastChunk, BroadcastRecipient, RecipientStatus
+from siyu.broadcasts.models import (
+    CHUNK_OF_RECIPIENT,
+    Broadcast,
+    BroadcastChunk,
+    BroadcastRecipient,
+    RecipientStatus,
+)
 from siyu.broadcasts.schemas import (
     BroadcastPage,
     BroadcastRead,
@@ -128,10 +134,12 @@ def list_recipients(
     after: str | None = None,
     limit: int = 100,
 ) -> RecipientPage:
-    """The broadcast's recipients in id order, filtered by status and reason, keyset-paged."""
+    """The broadcast's recipients in plan order (eligible per sender, then excluded by reason), filtered by
+    status and reason, keyset-paged on the position — a range of the table's key."""
     r = BroadcastRecipient
     stmt = (
-        select(r, Customer.name, GroupChat.name, Employee.userid)
+        select(r, BroadcastChunk.id, Customer.name, GroupChat.name, Employee.userid)
+        .outerjoin(BroadcastChunk, CHUNK_OF_RECIPIENT)
         .outerjoin(Customer, Customer.id == r.customer_id)
         .outerjoin(GroupChat, GroupChat.id == r.chat_id)
         .outerjoin(Employee, Employee.id == r.employee_id)
@@ -142,26 +150,26 @@ def list_recipients(
     if reason:
         stmt = stmt.where(r.reason == reason)
     if after:
-        (last_id,) = decode_cursor(after, f"recipients:{broadcast.id}")
-        stmt = stmt.where(r.id > int(last_id))
+        (last,) = decode_cursor(after, f"recipients:{broadcast.id}")
+        stmt = stmt.where(r.position > int(last))
     limit = max(1, min(limit, MAX_PAGE))
-    rows = session.execute(stmt.order_by(r.id).limit(limit + 1)).all()
+    rows = session.execute(stmt.order_by(r.position).limit(limit + 1)).all()
     items = [
         RecipientRead(
-            id=row.id,
+            position=row.position,
             customer_id=row.customer_id,
             customer_name=customer_name,
             chat_id=row.chat_id,
             chat_name=chat_name,
             employee_id=row.employee_id,
             employee_userid=userid,
-            chunk_id=row.chunk_id,
+            chunk_id=chunk_id,
             send_day=row.send_day,
             status=row.status,
             reason=row.reason,
         )
-        for row, customer_name, chat_name, userid in rows[:limit]
+        for row, chunk_id, customer_name, chat_name, userid in rows[:limit]
     ]
     more = len(rows) > limit
-    cursor = encode_cursor(f"recipients:{broadcast.id}", items[-1].id) if more else None
+    cursor = encode_cursor(f"recipients:{broadcast.id}", items[-1].position) if more else None
     return RecipientPage(items=items, next_cursor=cursor)

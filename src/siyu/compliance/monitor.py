@@ -24,7 +24,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from siyu.broadcasts.models import BroadcastChunk, BroadcastRecipient, RecipientStatus
+from siyu.broadcasts.models import CHUNK_OF_RECIPIENT, IS_SENT, BroadcastChunk, BroadcastRecipient, RecipientStatus
 from siyu.compliance.models import ComplaintSignal, ReachPause, SignalKind
 from siyu.compliance.policy import ComplaintThresholds, Policy, load_policy
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
@@ -69,11 +69,11 @@ def sent_messages(
                 BroadcastRecipient.broadcast_id,
                 BroadcastChunk.sent_at,
             )
-            .join(BroadcastChunk, BroadcastChunk.id == BroadcastRecipient.chunk_id)
+            .join(BroadcastChunk, CHUNK_OF_RECIPIENT)
             .where(
                 BroadcastRecipient.corp_id == corp_id,
                 BroadcastRecipient.customer_id.in_(part),
-                BroadcastRecipient.status == RecipientStatus.SENT,
+                IS_SENT,
                 BroadcastChunk.sent_at >= since,
                 BroadcastChunk.sent_at <= until,
             )
@@ -314,7 +314,7 @@ def measure(
     sent = (
         select(sent_col, func.count())
         .select_from(BroadcastChunk)
-        .join(BroadcastRecipient, BroadcastRecipient.chunk_id == BroadcastChunk.id)
+        .join(BroadcastRecipient, CHUNK_OF_RECIPIENT)
         .where(
             BroadcastChunk.corp_id == corp_id,
             BroadcastRecipient.status == RecipientStatus.SENT,

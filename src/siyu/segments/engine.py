@@ -36,7 +36,7 @@ from pyroaring import BitMap
 from sqlalchemy import ARRAY, BigInteger, ColumnElement, Select, any_, bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from siyu.broadcasts.models import BroadcastRecipient
+from siyu.broadcasts.models import IS_SENT, BroadcastRecipient
 from siyu.compliance.models import OptOut
 from siyu.contacts.models import Customer, Follow
 from siyu.core import db as core_db
@@ -373,7 +373,7 @@ def _sent_days(corp_id: int, *, between: tuple[int, int]) -> Select[tuple[int, d
     """(customer id, last corp-local day a broadcast reached them), for customer ids in the range."""
     stmt = select(BroadcastRecipient.customer_id, func.max(BroadcastRecipient.send_day).label("day")).where(
         BroadcastRecipient.corp_id == corp_id,
-        BroadcastRecipient.status == rule_sql.SENT,
+        IS_SENT,
         BroadcastRecipient.customer_id.between(*between),
         BroadcastRecipient.send_day.is_not(None),
     )
@@ -395,7 +395,7 @@ def _chunk_statements(postgresql: bool) -> dict[str, Select[Any]]:
             return column == any_(bindparam(name, type_=ARRAY(BigInteger)))
         return column.in_(bindparam(name, expanding=True))
 
-    sent = [br.corp_id == corp, br.status == rule_sql.SENT, br.send_day.is_not(None), among(br.customer_id)]
+    sent = [br.corp_id == corp, IS_SENT, br.send_day.is_not(None), among(br.customer_id)]
     return {
         "customers": select(c.id, c.gender, c.type).where(c.corp_id == corp, among(c.id)),
         "follows": select(f.id, f.customer_id, f.employee_id, f.channel_id, f.status).where(

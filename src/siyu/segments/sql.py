@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, o
 from sqlalchemy.orm import Session, aliased
 
 from siyu.acquisition.models import Channel
-from siyu.broadcasts.models import BroadcastRecipient, RecipientStatus
+from siyu.broadcasts.models import IS_SENT, BroadcastRecipient
 from siyu.compliance.models import OptOut
 from siyu.contacts.departments import department_subtree, employees_in
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
@@ -45,7 +45,6 @@ from siyu.segments.rules import (
 from siyu.tags.models import FollowTag
 
 ACTIVE = FollowStatus.ACTIVE.value
-SENT = RecipientStatus.SENT.value
 DEFAULT_ZONE = "Asia/Shanghai"
 
 
@@ -189,10 +188,10 @@ def _last_broadcast(session: Session, corp_id: int, cond: CondLastBroadcast) -> 
 
     def sent(*where: ColumnElement[bool]) -> ColumnElement[bool]:
         return exists(
-            select(BroadcastRecipient.id).where(
+            select(BroadcastRecipient.position).where(
                 BroadcastRecipient.customer_id == Customer.id,
                 BroadcastRecipient.corp_id == corp_id,
-                BroadcastRecipient.status == SENT,
+                IS_SENT,
                 BroadcastRecipient.send_day.is_not(None),
                 *where,
             )
