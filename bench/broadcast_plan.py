@@ -12,6 +12,9 @@ Timed, in `--rounds` alternating rounds, each in its own transaction including C
   snapshot   do_plan of a broadcast whose audience is a snapshot of every customer (bitmap → COPY)
   rule       do_plan of a broadcast whose audience is a segment rule matching every customer (segment engine,
              warm; its one-time build is reported apart)
+  personal   a personal broadcast of 200 of one employee's customers in the same corp, twice: its caps read
+             through the customer index (what the planner does for a few candidates) and through the
+             window's broadcasts whole (what it does for a large audience) — the same outcome, timed apart
 Each round's rows are deleted (and the table vacuumed) before the next, untimed, so rounds see the same data.
 
 Checks every plan (any size): candidates = customers; eligible + excluded = candidates; chunk sizes add up
@@ -174,7 +177,7 @@ def _broadcast(conn: sa.Connection, corp_id: int, kind: str, status: str, day: d
         "status": status,
         "audience": extra.get("audience", {}),
         "content": {"text": "双十二会员日，全场八折", "attachments": []},
-        "sender_ids": [],
+        "sender_ids": extra.get("sender_ids", []),
         "allow_select": False,
         "send_day": day,
         "counts": {},
@@ -260,6 +263,45 @@ def run_plan(
             counts = dict(do_plan(session, broadcast_id, "bench", now=NOW).counts)
         elapsed = time.perf_counter() - started
     return elapsed, broadcast_id, counts, dict(spent)
+
+
+def run_personal(engine: sa.Engine, corp_id: int, employees: int, *, few: bool) -> tuple[float, dict[str, Any]]:
+    """A personal broadcast of 200 of one employee's customers, its caps read through the customer index
+    (`few`, what the planner does for up to FEW_CANDIDATES) or through the window's broadcasts whole."""
+    from siyu.broadcasts import planner
+    from siyu.core.db import session_scope
+
+    sender = 10  # not paused (1–5 are); follows every customer c with c mod employees = 9 (see _follows)
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(
+                sa.text("SELECT id FROM customer WHERE corp_id = :c AND id % :e = :r ORDER BY id LIMIT 200"),
+                {"c": corp_id, "e": employees, "r": sender - 1},
+            ).scalars()
+        )
+        employee_id = conn.execute(
+            sa.text("SELECT id FROM employee WHERE corp_id = :c AND userid = :u"), {"c": corp_id, "u": f"u{sender}"}
+        ).scalar_one()
+    with engine.begin() as conn:
+        audience = {"customer_ids": ids}
+        broadcast_id = _broadcast(conn, corp_id, "personal", "draft", None, audience=audience, sender_ids=[employee_id])
+    saved = planner.FEW_CANDIDATES
+    planner.FEW_CANDIDATES = saved if few else 0
+    try:
+        started = time.perf_counter()
+        with session_scope() as session:
+            counts = dict(do_plan_now(session, broadcast_id).counts)
+        elapsed = time.perf_counter() - started
+    finally:
+        planner.FEW_CANDIDATES = saved
+    drop_broadcast(engine, broadcast_id)
+    return elapsed, counts
+
+
+def do_plan_now(session: Any, broadcast_id: int) -> Any:
+    from siyu.broadcasts.planner import do_plan
+
+    return do_plan(session, broadcast_id, "bench", now=NOW)
 
 
 def snapshot_of_everyone(engine: sa.Engine, corp_id: int) -> int:
@@ -390,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def rounds(engine: sa.Engine, corp_id: int, snapshot_id: int, args: argparse.Namespace) -> dict[str, Any]:
     times: dict[str, list[float]] = {"baseline": [], "snapshot": [], "rule": []}
+    small: dict[str, list[float]] = {"personal 200, caps by customer": [], "personal 200, caps by window": []}
+    small_counts: dict[str, Any] = {}
     breakdown: dict[str, float] = {}
     problems: list[str] = []
     counts: dict[str, Any] = {}
@@ -404,8 +448,15 @@ def rounds(engine: sa.Engine, corp_id: int, snapshot_id: int, args: argparse.Nam
             if case == "snapshot":
                 breakdown = spent | {"total": seconds}
             drop_broadcast(engine, bid)
+        for case, few in (("personal 200, caps by customer", True), ("personal 200, caps by window", False)):
+            seconds, found = run_personal(engine, corp_id, args.employees, few=few)
+            small[case].append(seconds)
+            if small_counts and found != small_counts:
+                problems.append(f"{case}: {found} differs from the other path's {small_counts}")
+            small_counts = found
         print(f"  round {n + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), file=sys.stderr)
-    return {"seconds": times, "breakdown": breakdown, "counts": counts, "problems": problems}
+    result = {"seconds": times, "small": small, "small_counts": small_counts, "breakdown": breakdown}
+    return result | {"counts": counts, "problems": problems}
 
 
 def report(result: dict[str, Any]) -> None:
@@ -419,6 +470,14 @@ def report(result: dict[str, Any]) -> None:
         best = min(values)
         rows.append([case, " / ".join(f"{v:.2f}" for v in values), f"{best:.2f}", f"{best / baseline:.1f}×"])
     print_table(["case", "rounds (s)", "best (s)", "vs baseline"], rows)
+    print("\na personal broadcast of 200 customers in the same corp (the planner takes the first path):")
+    rows = [
+        [case, " / ".join(f"{v * 1000:.0f}" for v in values), f"{min(values) * 1000:.0f}"]
+        for case, values in result["small"].items()
+    ]
+    print_table(["case", "rounds (ms)", "best (ms)"], rows)
+    small = result["small_counts"]
+    print(f"eligible {small.get('eligible')}, excluded {small.get('excluded')}")
     counts = result["counts"]
     eligible, chunks = counts.get("eligible", 0), counts.get("chunks", 0)
     print(f"\neligible {eligible:,}, chunks {chunks:,}, excluded {counts.get('excluded')}")

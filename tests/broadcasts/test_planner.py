@@ -21,6 +21,15 @@ def world(db: sessionmaker[Session]) -> World:
     return make_world(db)
 
 
+@pytest.fixture(params=["few", "many"])
+def caps_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways caps read the slots: a few candidates' sent slots through the customer index, or (as for
+    a large audience) every slot row of the window's broadcasts."""
+    if request.param == "many":
+        monkeypatch.setattr(planner, "FEW_CANDIDATES", 0)
+    return str(request.param)
+
+
 def test_each_exclusion_reason_is_stored_per_recipient(world: World) -> None:
     # given one customer per reason, and one who is fine
     ok, gone, opted, other, paused, platform, corp = world.customers(7)
@@ -94,6 +103,7 @@ def test_one_sender_per_customer(world: World, senders: tuple[str, ...], paused:
     assert world.senders_of(b) == {c: world.employees[expected]}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_cap_days_are_corp_local_days(world: World) -> None:
     # given no quiet hours and no corp caps: only WeCom's 1 per day
     world.policy(quiet_start="", quiet_end="", corp_caps=[])
@@ -111,6 +121,7 @@ def test_cap_days_are_corp_local_days(world: World) -> None:
     assert world.outcome(same_evening) == {c: "platform_cap"}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_the_most_restrictive_corp_cap_wins(world: World) -> None:
     # given 1 per 2 days and 3 per 30 days
     world.policy(corp_caps=[{"count": 3, "days": 30}, {"count": 1, "days": 2}])
@@ -133,6 +144,7 @@ def test_the_most_restrictive_corp_cap_wins(world: World) -> None:
     }
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_a_broadcast_planned_for_a_later_day_counts_in_every_window_it_shares(world: World) -> None:
     # given 2 per 7 days; a got one today, and a and b are planned for Dec 9
     world.policy(corp_caps=[{"count": 2, "days": 7}])
@@ -147,6 +159,7 @@ def test_a_broadcast_planned_for_a_later_day_counts_in_every_window_it_shares(wo
     assert world.outcome(tomorrow) == {a: "corp_cap", b: "pending"}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_pending_holds_a_slot_and_a_failed_send_frees_it(world: World) -> None:
     # given a customer already planned for today by another broadcast
     [c] = world.customers(1, follower="zhang")
@@ -165,6 +178,7 @@ def test_pending_holds_a_slot_and_a_failed_send_frees_it(world: World) -> None:
     assert world.outcome(second) == {c: "pending"}
 
 
+@pytest.mark.usefixtures("caps_path")
 @pytest.mark.parametrize("status", ["not_sent", "not_friend", "quota", "cancelled", "excluded"])
 def test_only_sent_and_pending_rows_hold_slots(world: World, status: str) -> None:
     [c] = world.customers(1, follower="zhang")
@@ -174,6 +188,7 @@ def test_only_sent_and_pending_rows_hold_slots(world: World, status: str) -> Non
     assert world.outcome(b) == {c: "pending"}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_platform_cap_settings(world: World) -> None:
     # given the old rule: 4 per calendar month, no daily limit
     world.policy(platform_cap="monthly_4", corp_caps=[])
@@ -191,6 +206,7 @@ def test_platform_cap_settings(world: World) -> None:
     assert world.outcome(b) == {four: "platform_cap", three: "pending", last_month: "pending"}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_weekly_7_is_one_a_day(world: World) -> None:
     world.policy(platform_cap="weekly_7", corp_caps=[])
     today, yesterday = world.customers(2, follower="zhang")
@@ -201,6 +217,7 @@ def test_weekly_7_is_one_a_day(world: World) -> None:
     assert world.outcome(b) == {today: "platform_cap", yesterday: "pending"}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_personal_broadcasts_are_one_a_day_and_at_most_200(world: World) -> None:
     # given zhang's 201 customers; one already got a personal broadcast today, another an enterprise one
     ids = world.customers(201, follower="zhang")
@@ -331,6 +348,7 @@ def test_blocked_content_shows_the_matched_text_and_reserves_nothing(world: Worl
     assert world.outcome(b) == {}
 
 
+@pytest.mark.usefixtures("caps_path")
 def test_moments_cap_at_4_a_month_and_need_eligibility(world: World) -> None:
     # given customers of zhang; one has seen 4 Moments this month; one opted out (a Moment cannot hide from them)
     four, opted, fresh = world.customers(3, follower="zhang")

@@ -147,3 +147,23 @@ def test_a_broadcast_planned_for_an_earlier_day_stays_paused_and_says_why(live: 
     (kept,) = _audit(live, broadcast_id, "broadcast.not_resumed")
     assert kept["reason"] == f"broadcast {broadcast_id} was planned for {day}; plan it again"
     assert kept["pause_id"] == pause_id
+
+
+def test_a_worker_does_not_pause_a_broadcast_once_its_pause_is_lifted(live: Live) -> None:
+    # given a sending broadcast whose pause a worker saw, lifted before the worker stops the broadcast
+    from siyu.broadcasts import sender
+    from siyu.broadcasts.models import Broadcast
+
+    (a, a_ids), _ = live.senders(2, customers=1)
+    broadcast_id = live.planned([(a, a_ids[:1])])
+    live.start(broadcast_id)
+    pause_id = _pause(live, "broadcast", broadcast_id)
+    with live.db.begin() as s:
+        s.get_one(ReachPause, pause_id).lifted_at = now_utc()
+    # when the worker goes to pause it (it locks the broadcast and looks again)
+    with live.db.begin() as s:
+        stopped = sender._pause_broadcast(s, s.get_one(Broadcast, broadcast_id))
+    # then it does not, and the broadcast keeps sending
+    assert stopped is False
+    assert live.broadcast(broadcast_id).status == BroadcastStatus.SENDING
+    assert _audit(live, broadcast_id, "broadcast.paused") == []

@@ -50,7 +50,15 @@ def broadcast(
     """A broadcast of one chunk from `sender`, accepted by WeCom at sent_at, each recipient in `status`."""
     sent_at = sent_at or now_utc() - timedelta(minutes=10)
     with db.begin() as s:
-        b = Broadcast(corp_id=corp_id, name=name, kind=kind, status="sent", content={"text": "新品"}, sent_at=sent_at)
+        b = Broadcast(
+            corp_id=corp_id,
+            name=name,
+            kind=kind,
+            status="sent",
+            content={"text": "新品"},
+            sent_at=sent_at,
+            send_day=sent_at.astimezone(SHANGHAI).date(),
+        )
         s.add(b)
         s.flush()
         chunk = BroadcastChunk(

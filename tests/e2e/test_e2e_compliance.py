@@ -38,7 +38,9 @@ def _sent_broadcast(stack: Stack) -> tuple[int, str, str, list[str]]:
             .limit(AUDIENCE)
         ).all()
         sent_at = now_utc() - timedelta(hours=1)
-        broadcast = Broadcast(corp_id=stack.corp_id, name="周末上新", status="sent", sent_at=sent_at)
+        broadcast = Broadcast(
+            corp_id=stack.corp_id, name="周末上新", status="sent", sent_at=sent_at, send_day=sent_at.date()
+        )
         s.add(broadcast)
         s.flush()
         chunk = BroadcastChunk(
@@ -48,21 +50,22 @@ def _sent_broadcast(stack: Stack) -> tuple[int, str, str, list[str]]:
             chunk_no=1,
             status="sent",
             size=len(customers),
+            first_position=1,
+            last_position=len(customers),
             sent_at=sent_at,
         )
         s.add(chunk)
-        s.flush()
         s.add_all(
             BroadcastRecipient(
                 corp_id=stack.corp_id,
                 broadcast_id=broadcast.id,
+                position=n,
                 customer_id=c,
                 employee_id=employee_id,
-                chunk_id=chunk.id,
                 send_day=sent_at.date(),
                 status="sent",
             )
-            for c, _ in customers
+            for n, (c, _) in enumerate(customers, start=1)
         )
     return employee_id, userid, name, [e for _, e in customers]
 

@@ -88,6 +88,7 @@ from siyu.tags.models import FollowTag
 CHUNK_SIZE = 10_000  # customers per add_msg_template call
 GROUP_CHUNK_SIZE = 2_000  # chats per add_msg_template call (chat_type group)
 LOAD_BATCH = 50_000  # candidate ids per COPY write / executemany
+FEW_CANDIDATES = 20_000  # up to this many, caps read the candidates' sent slots through the customer index
 # PostgreSQL memory per sort / hash for this transaction: a million-row plan sorts and hashes in memory
 # (the 4 MB default spills every one of them to disk). Bounded, and only for the plan's transaction.
 PLAN_WORK_MEM = "256MB"
@@ -414,8 +415,9 @@ def _load_candidates(session: Session, broadcast: Broadcast) -> None:
         load_ids(session, CANDIDATES.name, found)
     if "customer_ids" in (broadcast.audience or {}):
         # only a pasted list can name another corp's (or no) customer; rules and snapshots come from the corp's index
-        corp_customers = select(Customer.id).where(Customer.corp_id == broadcast.corp_id)
-        session.execute(delete(CANDIDATES).where(CANDIDATES.c.id.not_in(corp_customers)))
+        # NOT EXISTS: an anti-join by key, where NOT IN would hash every customer of the corp first
+        theirs = select(Customer.id).where(Customer.id == CANDIDATES.c.id, Customer.corp_id == broadcast.corp_id)
+        session.execute(delete(CANDIDATES).where(~theirs.exists()))
     _analyze(session, CANDIDATES.name)
 
 
@@ -638,6 +640,7 @@ def _cap_tests(
         candidates=select(CANDIDATES.c.id),
         families=families,
         exclude_broadcast_id=broadcast.id,
+        few=_few(session),
     )
     if capped is None:
         return []
@@ -646,6 +649,13 @@ def _cap_tests(
     _analyze(session, CAPPED.name)
     full = CAPPED.c
     return [(full[name] == 1, name) for name in names]
+
+
+def _few(session: Session) -> bool:
+    """Few enough candidates to look up their sent slots one customer at a time (a personal broadcast, a
+    small list) rather than read the window's broadcasts whole."""
+    probe = select(CANDIDATES.c.id).limit(FEW_CANDIDATES + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(probe)) or 0) <= FEW_CANDIDATES
 
 
 # --- writing recipients and chunks -------------------------------------------------------------------

@@ -254,8 +254,7 @@ def _claim_pending(session: Session, broadcast: Broadcast, chunk: BroadcastChunk
         return "not_started"
     if broadcast.status != BroadcastStatus.SENDING:
         return "paused" if broadcast.status == BroadcastStatus.PAUSED else f"broadcast_{broadcast.status}"
-    if is_broadcast_paused(session, broadcast.corp_id, broadcast.id):
-        _pause_broadcast(session, broadcast)
+    if is_broadcast_paused(session, broadcast.corp_id, broadcast.id) and _pause_broadcast(session, broadcast):
         return "paused"
     if chunk.employee_id is not None and chunk.employee_id in paused_employee_ids(session, broadcast.corp_id):
         return _cancel_chunk(session, broadcast, chunk, "employee_paused")
@@ -519,7 +518,7 @@ def do_release(session: Session, *, chunk_id: int, on_missing: OnMissing, reason
         return str(chunk.status)
     if on_missing == OnMissing.REQUEUE:
         chunk.status = ChunkStatus.PENDING
-        _pause_broadcast(session, broadcast)
+        _pause_broadcast(session, broadcast, recheck=False)
         session.flush()
         return "paused"
     return _cancel_chunk(session, broadcast, chunk, reason)
@@ -534,11 +533,20 @@ def _cancel_chunk(session: Session, broadcast: Broadcast, chunk: BroadcastChunk,
     return str(ChunkStatus.CANCELLED)
 
 
-def _pause_broadcast(session: Session, broadcast: Broadcast) -> None:
+def _pause_broadcast(session: Session, broadcast: Broadcast, *, recheck: bool = True) -> bool:
+    """The broadcast stops (status paused) while a pause holds it; False when none does any longer.
+
+    The broadcast's row is locked first, as lifting a pause locks it (`compliance.actions`): a lift that
+    committed meanwhile is seen by the re-check, and one still running waits and then finds it paused —
+    so a broadcast never stays paused by a pause already lifted."""
+    session.refresh(broadcast, with_for_update=True)
+    if recheck and not is_broadcast_paused(session, broadcast.corp_id, broadcast.id):
+        return False
     if broadcast.status == BroadcastStatus.SENDING:
         broadcast.status = BroadcastStatus.PAUSED
         _audit(session, broadcast, "worker", "broadcast.paused", reason="complaint monitor pause")
         session.flush()
+    return True
 
 
 def _after_error(job: ChunkJob, exc: WeComError) -> str:

@@ -265,19 +265,20 @@ def do_resume_after_lift(session: Session, actor: Actor, pause: ReachPause) -> l
 
 
 def _held_by(session: Session, pause: ReachPause) -> list[int]:
-    """The corp's paused broadcasts the pause may have held: its broadcast, or those with the employee's
-    pending chunks."""
-    stmt = select(Broadcast.id).where(Broadcast.corp_id == pause.corp_id, Broadcast.status == BroadcastStatus.PAUSED)
+    """The broadcasts the pause may have held: its broadcast (whatever its status now — `_resume` locks it,
+    so a worker pausing it at this moment is seen, see `sender._pause_broadcast`), or the corp's paused
+    broadcasts with the employee's pending chunks."""
     if pause.scope == "broadcast":
-        stmt = stmt.where(Broadcast.id == pause.target_id)
-    else:
-        stmt = stmt.where(
-            exists().where(
-                BroadcastChunk.broadcast_id == Broadcast.id,
-                BroadcastChunk.employee_id == pause.target_id,
-                BroadcastChunk.status == ChunkStatus.PENDING,
-            )
-        )
+        return [pause.target_id]
+    stmt = select(Broadcast.id).where(
+        Broadcast.corp_id == pause.corp_id,
+        Broadcast.status == BroadcastStatus.PAUSED,
+        exists().where(
+            BroadcastChunk.broadcast_id == Broadcast.id,
+            BroadcastChunk.employee_id == pause.target_id,
+            BroadcastChunk.status == ChunkStatus.PENDING,
+        ),
+    )
     return list(session.scalars(stmt.order_by(Broadcast.id)))
 
 

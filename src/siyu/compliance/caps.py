@@ -31,10 +31,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
-from siyu.broadcasts.models import SLOT_STATUSES, Broadcast, BroadcastKind, BroadcastRecipient, BroadcastStatus
+from siyu.broadcasts.models import (
+    IS_SENT,
+    SLOT_STATUSES,
+    Broadcast,
+    BroadcastKind,
+    BroadcastRecipient,
+    BroadcastStatus,
+    RecipientStatus,
+)
 from siyu.compliance.models import PlatformCap
 from siyu.compliance.policy import Policy
 
@@ -149,42 +157,56 @@ def capped_select(
     candidates: Select[tuple[int]],
     families: Sequence[Family],
     exclude_broadcast_id: int | None = None,
+    few: bool = False,
 ) -> Select[Any] | None:
     """SELECT key_id and a 0/1 column per family for the candidate keys (`customer_id` or `chat_id`) with
     no room left in some family's window — one pass over their slot rows for every family together.
-    None when no family has a window. `candidates` selects the keys to look at (the audience's table)."""
+    None when no family has a window. `candidates` selects the keys to look at (the audience's table).
+
+    Slot rows are read through the broadcasts of the window (their keys' ranges), so the cost follows the
+    window, never the history. With `few` customers, their sent slots come through the customer index
+    (partial on sent rows) and only the window's unfinished broadcasts are read for slots still pending."""
     families = [f for f in families if f.checks]
     if not families:
         return None
     r = BroadcastRecipient
     column: ColumnElement[int | None] = getattr(r, key)
     windows_ = [w for f in families for w in f.checks]
+    first, last = min(w.first for w in windows_), max(w.last for w in windows_)
+    in_window = select(Broadcast.id).where(
+        Broadcast.corp_id == corp_id,
+        Broadcast.kind.in_(sorted({k for f in families for k in f.kinds})),
+        Broadcast.send_day.between(first, last),
+    )
+    if exclude_broadcast_id is not None:
+        in_window = in_window.where(Broadcast.id != exclude_broadcast_id)
+    of_candidates = select(column.label("key_id"), r.broadcast_id, r.send_day).where(
+        r.corp_id == corp_id, column.in_(candidates), r.send_day.between(first, last)
+    )
+    if few and key == "customer_id":
+        unfinished = in_window.where(Broadcast.status != BroadcastStatus.FINISHED)
+        sent = of_candidates.where(IS_SENT, r.broadcast_id.in_(in_window))
+        pending = of_candidates.where(r.status == RecipientStatus.PENDING, r.broadcast_id.in_(unfinished))
+        slots = union_all(sent, pending).subquery("slot")
+    else:
+        statuses = [s.value for s in SLOT_STATUSES]
+        slots = of_candidates.where(r.status.in_(statuses), r.broadcast_id.in_(in_window)).subquery("slot")
 
     def full(family: Family) -> ColumnElement[bool]:
         counted = Broadcast.kind.in_(list(family.kinds))
         return or_(
             *(
-                func.sum(case((and_(counted, r.send_day.between(w.first, w.last)), 1), else_=0)) >= w.limit
+                func.sum(case((and_(counted, slots.c.send_day.between(w.first, w.last)), 1), else_=0)) >= w.limit
                 for w in family.checks
             )
         )
 
-    stmt = (
-        select(column.label("key_id"), *(case((full(f), 1), else_=0).label(f.name) for f in families))
-        .join(Broadcast, Broadcast.id == r.broadcast_id)
-        .where(
-            r.corp_id == corp_id,
-            column.in_(candidates),
-            r.status.in_([s.value for s in SLOT_STATUSES]),
-            r.send_day.between(min(w.first for w in windows_), max(w.last for w in windows_)),
-            Broadcast.kind.in_(sorted({k for f in families for k in f.kinds})),
-        )
-        .group_by(column)
+    return (
+        select(slots.c.key_id, *(case((full(f), 1), else_=0).label(f.name) for f in families))
+        .join(Broadcast, Broadcast.id == slots.c.broadcast_id)
+        .group_by(slots.c.key_id)
         .having(or_(*(full(f) for f in families)))
     )
-    if exclude_broadcast_id is not None:
-        stmt = stmt.where(r.broadcast_id != exclude_broadcast_id)
-    return stmt
 
 
 def lock_reach(session: Session, corp_id: int) -> None:

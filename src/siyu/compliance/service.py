@@ -274,15 +274,20 @@ def cap_usage(session: Session, corp_id: int, policy: Policy, today: date) -> li
 
 def _at_cap(session: Session, corp_id: int, window: caps.Window, kinds: Sequence[str]) -> int:
     r = BroadcastRecipient
+    # through the window's broadcasts (their keys' ranges): the cost follows the window, not the history
+    in_window = select(Broadcast.id).where(
+        Broadcast.corp_id == corp_id,
+        Broadcast.kind.in_([str(k) for k in kinds]),
+        Broadcast.send_day.between(window.first, window.last),
+    )
     per_customer = (
         select(r.customer_id)
-        .join(Broadcast, Broadcast.id == r.broadcast_id)
         .where(
             r.corp_id == corp_id,
+            r.broadcast_id.in_(in_window),
             r.customer_id.is_not(None),
             r.status.in_([s.value for s in SLOT_STATUSES]),
             r.send_day.between(window.first, window.last),
-            Broadcast.kind.in_([str(k) for k in kinds]),
         )
         .group_by(r.customer_id)
         .having(func.count() >= window.limit)
