@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,19 +35,40 @@ def unavailable(what: str, why: object) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def pg_schema_url() -> Iterator[str]:
-    schema = f"t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@contextmanager
+def fresh_pg_schema(prefix: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own, dropped afterwards: the URL that works in it."""
+    schema = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     except sa.exc.OperationalError as exc:
         unavailable("PostgreSQL at " + PG_URL, exc.orig)
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    with fresh_pg_schema("t") as url:
+        yield url
+
+
+def insert_bare_corp(conn: sa.Connection) -> int:
+    """A corp row with placeholder secrets, in plain SQL (for schemas the models may not match)."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO corp (name, wecom_corpid, agent_id, api_base_url, contact_secret_enc,"
+            " callback_token_enc, callback_aes_key_enc, timezone, created_at)"
+            " VALUES ('c', 'ww1', '', 'http://x', 's', 't', 'k', 'Asia/Shanghai', CURRENT_TIMESTAMP)"
+        )
+    )
+    return int(conn.execute(sa.text("SELECT max(corp_id) FROM corp")).scalar_one())
 
 
 def _migrated_engine(url: str) -> Engine:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from siyu.broadcasts.models import Broadcast
 from siyu.core import db as core_db
 from siyu.core.clock import now_utc
 from siyu.core.migrate import alembic_config
-from tests.conftest import PG_URL, unavailable
+from tests.conftest import fresh_pg_schema, insert_bare_corp
 
 BEFORE = "0008"
 
@@ -23,26 +22,13 @@ BEFORE = "0008"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     """An empty database of its own (not the shared test schema), to migrate step by step."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.db'}"
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else stack.enter_context(fresh_pg_schema("m"))
+        )
         engine = core_db.make_engine(url)
+        stack.callback(engine.dispose)
         yield url, engine
-        engine.dispose()
-        return
-    schema = f"m_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        unavailable("PostgreSQL at " + PG_URL, exc.orig)
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    engine = core_db.make_engine(url)
-    yield url, engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def _migrate(url: str, engine: Engine, revision: str, *, down: bool = False) -> None:
@@ -57,14 +43,7 @@ def _migrate(url: str, engine: Engine, revision: str, *, down: bool = False) -> 
 def _old_plan(engine: Engine) -> dict[str, int]:
     """A broadcast planned before 0009: two chunks (of employees 7 and 8) and an excluded customer."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO corp (name, wecom_corpid, agent_id, api_base_url, contact_secret_enc,"
-                " callback_token_enc, callback_aes_key_enc, timezone, created_at)"
-                " VALUES ('c', 'ww1', '', 'http://x', 's', 't', 'k', 'Asia/Shanghai', CURRENT_TIMESTAMP)"
-            )
-        )
-        corp = conn.execute(sa.text("SELECT corp_id FROM corp")).scalar_one()
+        corp = insert_bare_corp(conn)
         values = {"corp_id": corp, "name": "old", "status": "planned", "created_at": now_utc()}
         broadcast = conn.execute(sa.insert(Broadcast.__table__).values(**values).returning(Broadcast.id)).scalar_one()
         chunks = {}

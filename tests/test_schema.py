@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from siyu.models import Base
+from tests.conftest import insert_bare_corp
 
 
 def test_migrations_match_models(engine: Engine) -> None:
@@ -27,14 +28,7 @@ def test_every_table_carries_corp_id() -> None:
 def test_customer_ids_are_dense(engine: Engine) -> None:
     # given a corp
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO corp (name, wecom_corpid, agent_id, api_base_url, contact_secret_enc,"
-                " callback_token_enc, callback_aes_key_enc, timezone, created_at)"
-                " VALUES ('c', 'ww1', '', 'http://x', 's', 't', 'k', 'Asia/Shanghai', CURRENT_TIMESTAMP)"
-            )
-        )
-        corp_id = conn.execute(sa.text("SELECT corp_id FROM corp")).scalar_one()
+        corp_id = insert_bare_corp(conn)
         # when customers are inserted
         for i in range(5):
             conn.execute(

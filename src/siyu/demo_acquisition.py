@@ -60,7 +60,7 @@ def seed(emulator: RunningEmulator, corp_id: int, seed_value: int, customers: in
     history = _plan(seed_value, members, anchors["history"], customers)
     with Progress() as bar:
         task = bar.add_task("channel history", total=len(history.steps))
-        ended = _play(emulator, history, lambda: bar.advance(task))
+        ended = _play(emulator, history, lambda: bar.advance(task), before_delete=_await_follow(corp_id))
         _wait_for_inbox(corp_id, lambda n: bar.update(task, description=f"processing callbacks ({n} left)"))
         _redate_endings(corp_id, ended)
         # Live scans now, so their WelcomeCodes are fresh: the worker sends those welcomes at once.
@@ -283,11 +283,42 @@ def _customer(rng: random.Random, ids: IdFactory) -> Customer:
     )
 
 
+def _await_follow(corp_id: int, timeout: float = 30) -> Callable[[Step], None]:
+    """Before a deletion: wait until the worker has recorded the follow it ends. The worker reads the
+    customer from WeCom when it handles the add; played faster than it keeps up (a busy machine), it would
+    find the follow already deleted and record neither — and the channel would show nobody lost."""
+    from siyu.contacts.models import Customer as CustomerRow
+    from siyu.contacts.models import Employee, Follow
+    from siyu.core.db import session_scope
+
+    def wait(step: Step) -> None:
+        stmt = (
+            select(Follow.id)
+            .join(Employee, Employee.id == Follow.employee_id)
+            .join(CustomerRow, CustomerRow.id == Follow.customer_id)
+            .where(
+                Follow.corp_id == corp_id,
+                Employee.userid == step.userid,
+                CustomerRow.external_userid == step.customer.external_userid,
+            )
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with session_scope() as session:
+                if session.scalar(stmt.limit(1)) is not None:
+                    return
+            time.sleep(0.05)
+
+    return wait
+
+
 def _play(
     emulator: RunningEmulator,
     plan: Plan,
     tick: Callable[[], None] | None,
     tags_by_state: dict[str, list[str]] | None = None,
+    *,
+    before_delete: Callable[[Step], None] | None = None,
 ) -> list[Ended]:
     """Adds through the codes at their (back-dated) times, deletions days later, then today's live scans."""
     state = emulator.state
@@ -296,6 +327,8 @@ def _play(
         for step in plan.steps:
             state.clock = lambda at=step.at: float(at)
             if step.kind == "delete":
+                if before_delete is not None:
+                    before_delete(step)
                 if state.follow(step.userid, step.customer.external_userid) is not None:
                     emulator.actors.customer_delete_employee(step.userid, step.customer.external_userid)
                     ended.append(Ended(step.userid, step.customer.external_userid, step.at))

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from siyu.analytics.service import corp_zone
 from siyu.broadcasts import results, sender
 from siyu.broadcasts.actions import do_create_broadcast
 from siyu.broadcasts.models import (
@@ -31,6 +32,7 @@ from siyu.compliance.models import ReachPolicy
 from siyu.contacts.models import Customer, Employee, Follow, FollowStatus
 from siyu.core.clock import now_utc
 from siyu.core.tasks import configure_queue
+from siyu.corp.models import Corp
 from siyu.groups.models import GroupChat
 from siyu.sync.flows import run_sync
 from siyu.wecom.emulator.server import start_emulator
@@ -106,9 +108,11 @@ class Live(LiveCorp):
         created_by: str = "test",
         attachments: Sequence[dict[str, Any]] = (),
     ) -> int:
-        """A planned broadcast: one chunk per (sender userid, recipient ids) in order, numbered per sender."""
-        day = now_utc().date()
+        """A planned broadcast: one chunk per (sender userid, recipient ids) in order, numbered per sender;
+        its slots on the corp-local day it goes out, as the planner takes them."""
         with self.db.begin() as s:
+            corp = s.get_one(Corp, self.corp_id)
+            day = (scheduled_at or now_utc()).astimezone(corp_zone(corp)).date()
             broadcast = Broadcast(
                 corp_id=self.corp_id,
                 kind=kind,
