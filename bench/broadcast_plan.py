@@ -218,8 +218,6 @@ def _label(statement: str) -> str:
     for known in (
         "plan_sender",
         "plan_capped",
-        "plan_row",
-        "plan_chunk",
         "broadcast_chunk",
         "broadcast_recipient",
         "plan_candidate",
@@ -269,6 +267,7 @@ def run_personal(engine: sa.Engine, corp_id: int, employees: int, *, few: bool) 
     """A personal broadcast of 200 of one employee's customers, its caps read through the customer index
     (`few`, what the planner does for up to FEW_CANDIDATES) or through the window's broadcasts whole."""
     from siyu.broadcasts import planner
+    from siyu.broadcasts.planner import do_plan
     from siyu.core.db import session_scope
 
     sender = 10  # not paused (1–5 are); follows every customer c with c mod employees = 9 (see _follows)
@@ -290,18 +289,12 @@ def run_personal(engine: sa.Engine, corp_id: int, employees: int, *, few: bool) 
     try:
         started = time.perf_counter()
         with session_scope() as session:
-            counts = dict(do_plan_now(session, broadcast_id).counts)
+            counts = dict(do_plan(session, broadcast_id, "bench", now=NOW).counts)
         elapsed = time.perf_counter() - started
     finally:
         planner.FEW_CANDIDATES = saved
     drop_broadcast(engine, broadcast_id)
     return elapsed, counts
-
-
-def do_plan_now(session: Any, broadcast_id: int) -> Any:
-    from siyu.broadcasts.planner import do_plan
-
-    return do_plan(session, broadcast_id, "bench", now=NOW)
 
 
 def snapshot_of_everyone(engine: sa.Engine, corp_id: int) -> int:
